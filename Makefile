@@ -1,0 +1,32 @@
+# bpf-eval: the two commands that do everything are `make run` and `make test`.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+# Every implementation, as <usecase>-<lib>; each is a cargo package of that name.
+IMPLS := packetfilter-aya packetfilter-libbpf-rs
+IMPLS_DIR := target/impls
+CARGO_FLAGS := --release --locked
+
+.PHONY: all setup build run test clean
+all: build
+
+setup:
+	@scripts/setup.sh
+
+# Release builds of every implementation, copied to target/impls/<usecase>-<lib>, and the harness.
+build:
+	cargo build $(CARGO_FLAGS) $(addprefix -p ,$(IMPLS)) -p harness
+	@mkdir -p $(IMPLS_DIR)
+	@for i in $(IMPLS); do install -m 0755 target/release/$$i $(IMPLS_DIR)/$$i; done
+	@echo "built: $(addprefix $(IMPLS_DIR)/,$(IMPLS))"
+
+run: setup build
+	cargo run $(CARGO_FLAGS) -p harness -- run all
+
+# Unit tests, the shared conformance suite and the end-to-end tests, against the release
+# binaries in target/impls (they load real programs: run as root).
+test: setup build
+	cargo test $(CARGO_FLAGS)
+
+clean:
+	cargo clean
