@@ -84,8 +84,7 @@ fn classify(ctx: &XdpContext) -> u32 {
             if ip[0] >> 4 != 4 || ihl < 5 || ctx.data() + off + ihl * 4 > ctx.data_end() {
                 return VERDICT_DROP_MALFORMED;
             }
-            let mut saddr = [0u8; 16];
-            saddr[..4].copy_from_slice(&ip[12..16]);
+            let saddr = [u64::from_ne_bytes([ip[12], ip[13], ip[14], ip[15], 0, 0, 0, 0]), 0];
             let mut key = [0u8; 8];
             key[4..].copy_from_slice(&ip[12..16]);
             decide(ctx, 4, &RULES_V4, key, saddr)
@@ -95,20 +94,32 @@ fn classify(ctx: &XdpContext) -> u32 {
             if ip[0] >> 4 != 6 {
                 return VERDICT_DROP_MALFORMED;
             }
-            let mut saddr = [0u8; 16];
-            saddr.copy_from_slice(&ip[8..24]);
             let mut key = [0u8; 20];
-            key[4..].copy_from_slice(&saddr);
+            key[4..].copy_from_slice(&ip[8..24]);
+            let saddr = [word(ip, 8), word(ip, 16)];
             decide(ctx, 6, &RULES_V6, key, saddr)
         }
         _ => VERDICT_PASS_NON_IP,
     }
 }
 
-/// Block list, then allow list, then the family's default. `key` holds the address from byte 4;
-/// the generation and list bytes are filled in here. Prefix length = all `N` bytes.
+/// Eight bytes of `b` from `at` as a native-endian word (the event's address layout).
 #[inline(always)]
-fn decide<const N: usize>(ctx: &XdpContext, family: u8, trie: &LpmTrie<[u8; N], u32>, mut key: [u8; N], saddr: [u8; 16]) -> u32 {
+fn word<const N: usize>(b: &[u8; N], at: usize) -> u64 {
+    u64::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6], b[at + 7]])
+}
+
+/// Block list, then allow list, then the family's default. `key` holds the address from byte 4;
+/// the generation and list bytes are filled in here. Prefix length = all `N` bytes. `saddr` is
+/// the event's 16 address bytes as two words.
+#[inline(always)]
+fn decide<const N: usize>(
+    ctx: &XdpContext,
+    family: u8,
+    trie: &LpmTrie<[u8; N], u32>,
+    mut key: [u8; N],
+    saddr: [u64; 2],
+) -> u32 {
     let generation = GENERATION.get(0).copied().unwrap_or(0);
     let settings = SETTINGS.get(generation).copied().unwrap_or_default();
     let default_drop = if family == 4 { settings.default_drop_v4 } else { settings.default_drop_v6 };
@@ -116,11 +127,11 @@ fn decide<const N: usize>(ctx: &XdpContext, family: u8, trie: &LpmTrie<[u8; N], 
     let prefix_len = N as u32 * 8;
 
     key[1] = LIST_BLOCK;
-    let (verdict, rule) = if let Some(&rule) = trie.get(&Key::new(prefix_len, key)) {
+    let (verdict, rule) = if let Some(&rule) = trie.get(Key::new(prefix_len, key)) {
         (VERDICT_DROP_BLOCK, rule)
     } else {
         key[1] = LIST_ALLOW;
-        match trie.get(&Key::new(prefix_len, key)) {
+        match trie.get(Key::new(prefix_len, key)) {
             Some(&rule) => (VERDICT_PASS_ALLOW, rule),
             None if default_drop == 1 => (VERDICT_DROP_DEFAULT, NO_RULE),
             None => (VERDICT_PASS_DEFAULT, NO_RULE),
@@ -134,16 +145,21 @@ fn decide<const N: usize>(ctx: &XdpContext, family: u8, trie: &LpmTrie<[u8; N], 
     if settings.log_every != 0 && unsafe { bpf_get_prandom_u32() } % settings.log_every == 0 {
         match EVENTS.reserve::<Event>(0) {
             Some(mut entry) => {
-                entry.write(Event {
-                    // SAFETY: a plain helper call without arguments.
-                    ts_ns: unsafe { bpf_ktime_get_ns() },
-                    rule,
-                    ifindex: ctx.ingress_ifindex() as u32,
-                    verdict: verdict as u8,
-                    family,
-                    _pad: [0; 6],
-                    saddr,
-                });
+                // Written as whole fields and words (layout in `types::Event`): zero padding
+                // written byte by byte is merged by LLVM into a call to a byte-wise memset
+                // subprogram, since the BPF backend does not expand memset inline.
+                let e = entry.as_mut_ptr();
+                let words = e.cast::<u64>();
+                // SAFETY: `e` is a reserved, 8-byte aligned record of `size_of::<Event>()` bytes.
+                unsafe {
+                    (*e).ts_ns = bpf_ktime_get_ns();
+                    (*e).rule = rule;
+                    (*e).ifindex = ctx.ingress_ifindex() as u32;
+                    // verdict, family, pad[6]
+                    words.add(2).write(u64::from_ne_bytes([verdict as u8, family, 0, 0, 0, 0, 0, 0]));
+                    words.add(3).write(saddr[0]);
+                    words.add(4).write(saddr[1]);
+                }
                 entry.submit(0);
             }
             None => count(&VERDICTS, COUNTER_EVENTS_LOST),
@@ -170,11 +186,13 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
-    eprintln!("packetfilter-aya-kernel is an XDP program; it is built for bpfel-unknown-none by packetfilter-aya's build.rs");
+    eprintln!(
+        "packetfilter-aya-kernel is an XDP program; it is built for bpfel-unknown-none by packetfilter-aya's build.rs"
+    );
     std::process::exit(1);
 }
 
 #[cfg(target_arch = "bpf")]
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]
-static LICENSE: [u8; 4] = *b"GPL\0";
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -44,6 +44,12 @@ pub struct Event {
 
 const _: () = assert!(core::mem::size_of::<Settings>() == 16);
 const _: () = assert!(core::mem::size_of::<Event>() == 40);
+// The kernel program writes bytes 16..40 as three words: verdict, family, pad[6], saddr[16].
+const _: () = assert!(
+    core::mem::offset_of!(Event, verdict) == 16
+        && core::mem::offset_of!(Event, family) == 17
+        && core::mem::offset_of!(Event, saddr) == 24
+);
 
 // SAFETY: `repr(C)`, four u32, no padding: any byte pattern is a valid value.
 #[cfg(feature = "user")]
