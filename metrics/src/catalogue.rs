@@ -1,0 +1,158 @@
+//! The metric catalogue: one place that says what each metric means, its unit, which way is
+//! better and which plot it belongs to, so that the harness that records and the report that
+//! renders agree. Metrics a run records that are missing here still render, with the defaults
+//! of [`better`] and [`group`].
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+impl Better {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Better::Lower => "lower",
+            Better::Higher => "higher",
+        }
+    }
+
+    /// ↓ or ↑, as the tables mark it.
+    pub fn arrow(self) -> &'static str {
+        match self {
+            Better::Lower => "↓",
+            Better::Higher => "↑",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Metric {
+    pub name: &'static str,
+    pub unit: &'static str,
+    pub description: &'static str,
+    pub better: Better,
+    /// Metrics of one group share a unit and a scale and are drawn in one chart.
+    pub group: &'static str,
+}
+
+const fn m(
+    name: &'static str,
+    unit: &'static str,
+    better: Better,
+    group: &'static str,
+    description: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        unit,
+        description,
+        better,
+        group,
+    }
+}
+
+use Better::{Higher, Lower};
+
+/// In report order.
+#[rustfmt::skip]
+pub const CATALOGUE: &[Metric] = &[
+    m("loc_kernel", "lines", Lower, "loc", "Code lines of the BPF (kernel-side) programs"),
+    m("loc_user", "lines", Lower, "loc", "Code lines of the user-space loader, including shared types"),
+    m("loc_types", "lines", Lower, "loc", "Code lines of the types crate shared by kernel and user side (part of loc_user)"),
+    m("loc_build", "lines", Lower, "loc", "Code lines of build glue: build.rs, Makefiles, Cargo manifests"),
+    m("dep_crates", "crates", Lower, "dependencies", "Crates in the user-space dependency tree"),
+    m("build_cold_s", "s", Lower, "build_time", "Build time from a clean target directory"),
+    m("build_warm_s", "s", Lower, "build_time", "Rebuild time after touching one source file"),
+    m("obj_bytes", "bytes", Lower, "object_size", "Size of the BPF object file"),
+    m("bin_bytes", "bytes", Lower, "binary_size", "Size of the stripped loader binary"),
+    m("load_attach_ms", "ms", Lower, "load_time", "Time from loader start until programs are loaded and attached"),
+    m("verified_insns", "insns", Lower, "verifier", "Instructions processed by the verifier"),
+    m("xlated_bytes", "bytes", Lower, "program_size", "Size of the translated (post-verifier) program"),
+    m("jited_bytes", "bytes", Lower, "program_size", "Size of the JIT-compiled program"),
+    m("rss_kib", "KiB", Lower, "memory", "Resident set size of the loader while attached"),
+    m("loader_cpu_pct", "%", Lower, "cpu", "CPU use of the loader while attached and under load"),
+    m("test_run_ns", "ns", Lower, "test_run", "Per-packet run time with BPF_PROG_TEST_RUN"),
+    m("veth_pps", "pps", Higher, "throughput", "Packets per second forwarded over a veth pair"),
+    m("conn_per_s", "conn/s", Higher, "connections", "Connections per second completed"),
+    m("latency_p50_us", "µs", Lower, "latency", "Median round-trip latency"),
+    m("latency_p99_us", "µs", Lower, "latency", "99th percentile round-trip latency"),
+];
+
+/// The use cases and libraries under study, in report order; others sort after them by name.
+pub const USECASES: &[&str] = &[
+    "packetfilter",
+    "loadbalancer",
+    "jittergen",
+    "comtrace",
+    "lsmbpf",
+];
+pub const LIBRARIES: &[&str] = &["aya", "libbpf-rs", "redbpf"];
+
+/// Sort key of a name within `known`: listed names first, in list order, then the rest by name.
+pub fn listed_order<'a>(known: &[&str], name: &'a str) -> (usize, &'a str) {
+    (
+        known.iter().position(|k| *k == name).unwrap_or(known.len()),
+        name,
+    )
+}
+
+pub fn lookup(name: &str) -> Option<&'static Metric> {
+    CATALOGUE.iter().find(|m| m.name == name)
+}
+
+/// Lower is better unless the catalogue says otherwise.
+pub fn better(name: &str) -> Better {
+    lookup(name).map_or(Lower, |m| m.better)
+}
+
+/// An unknown metric forms a group of its own.
+pub fn group(name: &str) -> &str {
+    lookup(name).map_or(name, |m| m.group)
+}
+
+/// Sort key: catalogue position first, unknown metrics after, by name.
+pub fn order(name: &str) -> (usize, &str) {
+    (
+        CATALOGUE
+            .iter()
+            .position(|m| m.name == name)
+            .unwrap_or(CATALOGUE.len()),
+        name,
+    )
+}
+
+/// A group's name as a chart title: `build_time` -> `build time`.
+pub fn group_title(group: &str) -> String {
+    group.replace('_', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_unique_and_groups_share_a_unit() {
+        for (i, a) in CATALOGUE.iter().enumerate() {
+            for b in &CATALOGUE[i + 1..] {
+                assert_ne!(a.name, b.name);
+                if a.group == b.group {
+                    assert_eq!(a.unit, b.unit, "group {} mixes units", a.group);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn defaults_for_unknown_metrics() {
+        assert_eq!(better("veth_pps"), Higher);
+        assert_eq!(better("made_up"), Lower);
+        assert_eq!(group("made_up"), "made_up");
+        assert!(order("loc_kernel") < order("made_up"));
+        assert!(listed_order(USECASES, "lsmbpf") < listed_order(USECASES, "aaa"));
+        assert!(listed_order(LIBRARIES, "redbpf") < listed_order(LIBRARIES, "bcc"));
+    }
+}

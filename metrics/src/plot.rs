@@ -1,0 +1,432 @@
+//! Bar charts of one use case and one metric group, written as SVG (inlined into the HTML report)
+//! and PNG (linked from the Markdown report).
+//!
+//! One bar per library and category (a category is a metric or a metric's class); the bar sits
+//! at the median, the whisker spans p5–p95, and reference measurements are dashed horizontal
+//! lines over their category. The legend sits right of the plot so it never hides a bar.
+//!
+//! PNG text is rasterised with ab_glyph from a TTF read at run time (DejaVu Sans, Debian package
+//! [`FONT_PACKAGE`]); plotters' default font path would need fontconfig and freetype.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, Result};
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::style::{register_font, FontStyle};
+
+use crate::fmt;
+use crate::stats::Summary;
+
+pub const FONT_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+const FONT_BOLD_PATH: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf";
+pub const FONT_PACKAGE: &str = "fonts-dejavu-core";
+/// Overrides [`FONT_PATH`] on machines that keep DejaVu elsewhere.
+pub const FONT_ENV: &str = "BPF_EVAL_FONT";
+
+/// Registered as the generic family, so the SVG text names a font every browser has.
+const FAMILY: &str = "sans-serif";
+const SIZE: (u32, u32) = (960, 440);
+const LEGEND_WIDTH: u32 = 210;
+
+pub type Rgb = (u8, u8, u8);
+
+/// Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
+const PALETTE: [Rgb; 6] = [
+    (230, 159, 0),
+    (0, 114, 178),
+    (213, 94, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (86, 180, 233),
+];
+const REFERENCE_COLORS: [Rgb; 3] = [(60, 60, 60), (204, 121, 167), (86, 180, 233)];
+
+/// A library's colour: fixed for the three libraries under study so every chart and every run
+/// agree; other names take the palette by their position in the run.
+pub fn lib_color(lib: &str, position: usize) -> Rgb {
+    match lib {
+        "aya" => PALETTE[0],
+        "libbpf-rs" => PALETTE[1],
+        "redbpf" => PALETTE[2],
+        _ => PALETTE[3 + position % (PALETTE.len() - 3)],
+    }
+}
+
+pub fn hex(c: Rgb) -> String {
+    format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+#[derive(Debug, Clone)]
+pub struct Bar {
+    /// Index into [`Chart::categories`].
+    pub category: usize,
+    /// Index into [`Chart::libs`].
+    pub lib: usize,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub category: usize,
+    pub label: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Chart {
+    pub title: String,
+    /// With the unit, e.g. `time per packet (ns)`.
+    pub y_label: String,
+    /// Groups along the x axis. A chart with one category labels its bars by library instead.
+    pub categories: Vec<String>,
+    /// Bar slots within each category, with their colours.
+    pub libs: Vec<(String, Rgb)>,
+    pub bars: Vec<Bar>,
+    pub references: Vec<Reference>,
+}
+
+/// Reads and registers the font once per process; fails naming the package to install.
+pub fn ensure_font() -> Result<()> {
+    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            let path = std::env::var(FONT_ENV).unwrap_or_else(|_| FONT_PATH.into());
+            let regular = read_font(&path)?;
+            register(FontStyle::Normal, regular)
+                .map_err(|()| format!("{path} is not a usable TTF"))?;
+            // Bold titles are a nicety: the same package ships the file, the regular face stands in.
+            if let Ok(bold) = fs::read(FONT_BOLD_PATH) {
+                let _ = register(FontStyle::Bold, bold);
+            }
+            Ok(())
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn read_font(path: &str) -> Result<Vec<u8>, String> {
+    fs::read(path).map_err(|e| {
+        format!("cannot read font {path} ({e}): install the Debian package {FONT_PACKAGE}")
+    })
+}
+
+fn register(style: FontStyle, bytes: Vec<u8>) -> Result<(), ()> {
+    // plotters keeps fonts for the life of the process and wants 'static bytes; this runs once.
+    register_font(FAMILY, style, Box::leak(bytes.into_boxed_slice())).map_err(|_| ())
+}
+
+/// Writes `<stem>.svg` and `<stem>.png`, returning their paths.
+pub fn render(chart: &Chart, stem: &Path) -> Result<(PathBuf, PathBuf)> {
+    ensure_font()?;
+    let svg = stem.with_extension("svg");
+    let png = stem.with_extension("png");
+    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)?;
+    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)?;
+    Ok((svg, png))
+}
+
+fn color(c: Rgb) -> RGBColor {
+    RGBColor(c.0, c.1, c.2)
+}
+
+/// Horizontal layout of the bars: category `i` is centred on x = i.
+struct Layout {
+    slots: usize,
+}
+
+impl Layout {
+    const GROUP_WIDTH: f64 = 0.8;
+
+    fn slot_width(&self) -> f64 {
+        Self::GROUP_WIDTH / self.slots as f64
+    }
+
+    fn bar_center(&self, category: usize, lib: usize) -> f64 {
+        category as f64 - Self::GROUP_WIDTH / 2.0 + (lib as f64 + 0.5) * self.slot_width()
+    }
+
+    fn category_span(&self, category: usize) -> (f64, f64) {
+        let c = category as f64;
+        (
+            c - Self::GROUP_WIDTH / 2.0 - 0.05,
+            c + Self::GROUP_WIDTH / 2.0 + 0.05,
+        )
+    }
+}
+
+/// The x axis: linear, with ticks only at bar or category centres, labelled by name.
+struct CategoryAxis {
+    linear: RangedCoordf64,
+    ticks: Vec<(f64, String)>,
+}
+
+impl Ranged for CategoryAxis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.linear.map(value, limit)
+    }
+
+    fn key_points<H: KeyPointHint>(&self, _hint: H) -> Vec<f64> {
+        self.ticks.iter().map(|t| t.0).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.linear.range()
+    }
+}
+
+impl ValueFormatter<f64> for CategoryAxis {
+    fn format_ext(&self, value: &f64) -> String {
+        let tick = self.ticks.iter().find(|t| (t.0 - value).abs() < 1e-9);
+        tick.map(|t| t.1.clone()).unwrap_or_default()
+    }
+}
+
+fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &Chart) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let root = root.titled(&chart.title, (FAMILY, 22, FontStyle::Bold).into_font())?;
+    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+
+    let layout = Layout {
+        slots: chart.libs.len().max(1),
+    };
+    let n = chart.categories.len().max(1) as f64;
+    // Ticks: with one category, one per bar named by library; else one per category.
+    let ticks: Vec<(f64, String)> = if chart.categories.len() <= 1 {
+        chart
+            .libs
+            .iter()
+            .enumerate()
+            .map(|(i, (lib, _))| (layout.bar_center(0, i), lib.clone()))
+            .collect()
+    } else {
+        chart
+            .categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i as f64, c.clone()))
+            .collect()
+    };
+    let top = chart
+        .bars
+        .iter()
+        .flat_map(|b| [b.summary.p95, b.summary.median])
+        .chain(chart.references.iter().map(|r| r.value))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let y_max = if top > 0.0 { top * 1.12 } else { 1.0 };
+
+    // Room for the widest tick label (about 10 px a character) and the rotated axis title.
+    let y_label_width = 36 + 10 * fmt::value(y_max).len() as u32;
+    let mut cc = ChartBuilder::on(&plot_area)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(y_label_width)
+        .build_cartesian_2d(
+            CategoryAxis {
+                linear: (-0.5..n - 0.5).into(),
+                ticks,
+            },
+            0.0..y_max,
+        )?;
+    let y_label = |y: &f64| fmt::value(*y);
+    cc.configure_mesh()
+        .disable_x_mesh()
+        .max_light_lines(1)
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(220, 220, 220))
+        .y_label_formatter(&y_label)
+        .y_desc(chart.y_label.as_str())
+        .label_style((FAMILY, 16))
+        .axis_desc_style((FAMILY, 17))
+        .draw()?;
+
+    let half = layout.slot_width() * 0.4;
+    for bar in &chart.bars {
+        let c = color(chart.libs[bar.lib].1);
+        let x = layout.bar_center(bar.category, bar.lib);
+        let s = bar.summary;
+        cc.draw_series([Rectangle::new(
+            [(x - half, 0.0), (x + half, s.median)],
+            c.filled(),
+        )])?;
+        if s.p5 == s.p95 {
+            continue; // A single shot has no spread to show.
+        }
+        let cap = half * 0.35;
+        let whisker = BLACK.stroke_width(2);
+        cc.draw_series([
+            PathElement::new(vec![(x, s.p5), (x, s.p95)], whisker),
+            PathElement::new(vec![(x - cap, s.p5), (x + cap, s.p5)], whisker),
+            PathElement::new(vec![(x - cap, s.p95), (x + cap, s.p95)], whisker),
+        ])?;
+    }
+
+    let ref_labels = reference_labels(chart);
+    for r in &chart.references {
+        let style = color(reference_color(&ref_labels, &r.label)).stroke_width(2);
+        let (x0, x1) = layout.category_span(r.category);
+        cc.draw_series([DashedPathElement::new(
+            vec![(x0, r.value), (x1, r.value)],
+            8,
+            5,
+            style,
+        )])?;
+    }
+
+    draw_legend(&legend_area, chart, &ref_labels)?;
+    root.present()?;
+    Ok(())
+}
+
+/// Distinct reference labels in order of first appearance: one legend entry and colour each.
+fn reference_labels(chart: &Chart) -> Vec<&str> {
+    let mut labels: Vec<&str> = Vec::new();
+    for r in &chart.references {
+        if !labels.contains(&r.label.as_str()) {
+            labels.push(&r.label);
+        }
+    }
+    labels
+}
+
+fn reference_color(labels: &[&str], label: &str) -> Rgb {
+    let i = labels.iter().position(|l| *l == label).unwrap_or(0);
+    REFERENCE_COLORS[i % REFERENCE_COLORS.len()]
+}
+
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart,
+    refs: &[&str],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    // Text centred on the swatch's middle line, 8 px below its top.
+    let font = TextStyle::from((FAMILY, 16).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let (x, mut y) = (8, 24);
+    for (lib, c) in &chart.libs {
+        area.draw(&Rectangle::new(
+            [(x, y), (x + 16, y + 16)],
+            color(*c).filled(),
+        ))?;
+        area.draw(&Text::new(lib.as_str(), (x + 24, y + 8), font.clone()))?;
+        y += 28;
+    }
+    if chart.bars.iter().any(|b| b.summary.p95 > b.summary.p5) {
+        area.draw(&PathElement::new(
+            vec![(x + 8, y), (x + 8, y + 16)],
+            BLACK.stroke_width(2),
+        ))?;
+        area.draw(&Text::new("p5–p95", (x + 24, y + 8), font.clone()))?;
+        y += 28;
+    }
+    for label in refs {
+        let style = color(reference_color(refs, label)).stroke_width(2);
+        area.draw(&DashedPathElement::new(
+            vec![(x, y + 8), (x + 18, y + 8)],
+            6,
+            3,
+            style,
+        ))?;
+        area.draw(&Text::new(*label, (x + 24, y + 8), font.clone()))?;
+        y += 28;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(values: &[f64]) -> Summary {
+        Summary::of(values).unwrap()
+    }
+
+    #[test]
+    fn renders_grouped_bars_with_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let chart = Chart {
+            title: "packetfilter: test run".into(),
+            y_label: "time per packet (ns)".into(),
+            categories: vec!["ipv4 allowed".into(), "ipv6 blocked".into()],
+            libs: vec![
+                ("aya".into(), lib_color("aya", 0)),
+                ("libbpf-rs".into(), lib_color("libbpf-rs", 1)),
+            ],
+            bars: vec![
+                Bar {
+                    category: 0,
+                    lib: 0,
+                    summary: summary(&[60.0, 64.0, 70.0]),
+                },
+                Bar {
+                    category: 0,
+                    lib: 1,
+                    summary: summary(&[55.0, 58.0, 61.0]),
+                },
+                Bar {
+                    category: 1,
+                    lib: 0,
+                    summary: summary(&[40.0, 41.0, 45.0]),
+                },
+                Bar {
+                    category: 1,
+                    lib: 1,
+                    summary: summary(&[38.0, 39.0, 42.0]),
+                },
+            ],
+            references: vec![
+                Reference {
+                    category: 0,
+                    label: "empty XDP program".into(),
+                    value: 30.0,
+                },
+                Reference {
+                    category: 1,
+                    label: "empty XDP program".into(),
+                    value: 29.0,
+                },
+                Reference {
+                    category: 0,
+                    label: "xdp-filter".into(),
+                    value: 50.0,
+                },
+            ],
+        };
+        let (svg, png) = render(&chart, &dir.path().join("chart")).unwrap();
+        let text = fs::read_to_string(svg).unwrap();
+        assert!(
+            text.contains("<svg")
+                && text.contains("empty XDP program")
+                && text.contains("libbpf-rs")
+        );
+        let bytes = fs::read(png).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
+
+    #[test]
+    fn missing_font_names_the_package() {
+        let err = read_font("/nonexistent/DejaVuSans.ttf").unwrap_err();
+        assert!(err.contains(FONT_PACKAGE), "{err}");
+    }
+
+    #[test]
+    fn colours_are_stable() {
+        assert_eq!(lib_color("aya", 5), lib_color("aya", 0));
+        assert_eq!(hex((0, 114, 178)), "#0072b2");
+    }
+}

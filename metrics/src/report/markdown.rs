@@ -1,0 +1,190 @@
+//! `report.md`: the same content as the HTML for reading on a code host; charts are linked PNGs.
+
+use std::fmt::Write;
+
+use super::model::{self, Cell, Report, UseCase};
+use crate::fmt;
+use crate::record::Run;
+
+/// Table cells cannot hold `|` or line breaks.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+fn table_header(h: &mut String, columns: &[String]) -> std::fmt::Result {
+    writeln!(h, "| {} |", columns.join(" | "))?;
+    writeln!(h, "|{}", "---|".repeat(columns.len()))
+}
+
+pub fn render(report: &Report, run: &Run) -> String {
+    let mut h = String::new();
+    let _ = write_doc(&mut h, report, run);
+    h
+}
+
+fn write_doc(h: &mut String, report: &Report, run: &Run) -> std::fmt::Result {
+    writeln!(h, "# bpf-eval report\n")?;
+    let mut meta = Vec::new();
+    if let Some(c) = &report.created {
+        meta.push(format!("Recorded {c}"));
+    }
+    if let Some(g) = &report.git_revision {
+        meta.push(format!("git `{g}`"));
+    }
+    meta.push("data: [results.csv](results.csv), [index.html](index.html)".into());
+    writeln!(h, "{}\n", meta.join(" · "))?;
+
+    writeln!(h, "## Environment\n")?;
+    match &run.environment {
+        None => writeln!(h, "No environment.json in this run.\n")?,
+        Some(env) => {
+            table_header(h, &["".into(), "".into()])?;
+            for (label, value) in model::environment_facts(env) {
+                writeln!(h, "| **{label}** | {} |", cell(&value))?;
+            }
+            if !env.implementations.is_empty() {
+                writeln!(h, "\n### Implementations\n")?;
+                table_header(h, &["library".into(), "toolchains".into(), "crates".into()])?;
+                for (lib, imp) in &env.implementations {
+                    writeln!(
+                        h,
+                        "| {} | {} | {} |",
+                        cell(lib),
+                        cell(&model::versions(&imp.toolchains)),
+                        cell(&model::versions(&imp.crates))
+                    )?;
+                }
+            }
+            writeln!(h)?;
+        }
+    }
+
+    writeln!(h, "## Capabilities\n")?;
+    if run.capabilities.is_empty() {
+        writeln!(h, "No capabilities.json in this run.\n")?;
+    } else {
+        let mut columns = vec!["use case".to_string()];
+        columns.extend(report.matrix_libs.iter().cloned());
+        table_header(h, &columns)?;
+        for u in &report.matrix_usecases {
+            let cells: Vec<String> = report
+                .matrix_libs
+                .iter()
+                .map(|lib| match model::capability(&run.capabilities, u, lib) {
+                    Some(c) if c.note.is_empty() => format!("**{}**", c.status.as_str()),
+                    Some(c) => format!("**{}**: {}", c.status.as_str(), cell(&c.note)),
+                    None => "not recorded".into(),
+                })
+                .collect();
+            writeln!(h, "| {} | {} |", cell(u), cells.join(" | "))?;
+        }
+        writeln!(h)?;
+    }
+
+    for u in &report.usecases {
+        write_usecase(h, u)?;
+    }
+
+    writeln!(h, "## Failures\n")?;
+    if run.failures.is_empty() {
+        writeln!(h, "None.\n")?;
+    }
+    for f in model::sorted_failures(&run.failures) {
+        // Errors are often multi-line build output: a code block keeps them readable.
+        writeln!(
+            h,
+            "- **{}** / **{}** at **{}**:\n\n  ```text",
+            f.usecase,
+            f.lib,
+            f.stage.as_str()
+        )?;
+        for line in f.error.lines() {
+            writeln!(h, "  {}", line.replace("```", "'''"))?;
+        }
+        writeln!(h, "  ```\n")?;
+    }
+
+    writeln!(h, "## Metrics\n")?;
+    table_header(
+        h,
+        &[
+            "metric".into(),
+            "unit".into(),
+            "better".into(),
+            "description".into(),
+        ],
+    )?;
+    for g in &report.glossary {
+        writeln!(
+            h,
+            "| {} | {} | {} | {} |",
+            cell(&g.metric),
+            cell(&g.unit),
+            g.better.as_str(),
+            cell(&g.description)
+        )?;
+    }
+    Ok(())
+}
+
+fn write_usecase(h: &mut String, u: &UseCase) -> std::fmt::Result {
+    writeln!(h, "## {}\n", u.name)?;
+    if u.rows.is_empty() {
+        return writeln!(h, "No measurements for this use case; see the failures.\n");
+    }
+    writeln!(
+        h,
+        "Each cell: median (p5–p95); ★ best (↓ lower is better, ↑ higher is better); ⚠ CV above 5%; \
+         ratios are to the reference medians.\n"
+    )?;
+    let mut columns = vec!["metric".to_string(), "unit".to_string()];
+    columns.extend(u.libs.iter().cloned());
+    if !u.references.is_empty() {
+        columns.push("references".into());
+    }
+    table_header(h, &columns)?;
+    for row in &u.rows {
+        let mut cells = vec![
+            format!("{} {}", cell(&row.label()), row.better.arrow()),
+            cell(&row.unit),
+        ];
+        for c in &row.cells {
+            cells.push(match c {
+                Cell::Value {
+                    summary,
+                    best,
+                    ratios,
+                } => {
+                    let median = fmt::value(summary.median);
+                    let median = if *best {
+                        format!("**{median}** ★")
+                    } else {
+                        median
+                    };
+                    let mut parts = vec![match Cell::range_text(summary) {
+                        Some(range) => format!("{median} ({range})"),
+                        None => median,
+                    }];
+                    parts.extend(Cell::cv_text(summary).map(|cv| format!("⚠ {cv}")));
+                    parts.extend(Cell::ratio_texts(ratios));
+                    cell(&parts.join("<br>"))
+                }
+                Cell::Absent(reason) => format!("*{}*", reason.as_deref().unwrap_or("—")),
+            });
+        }
+        if !u.references.is_empty() {
+            let refs: Vec<String> = row
+                .references
+                .iter()
+                .map(|(label, s)| format!("{label}: {}", fmt::value(s.median)))
+                .collect();
+            cells.push(cell(&refs.join("<br>")));
+        }
+        writeln!(h, "| {} |", cells.join(" | "))?;
+    }
+    writeln!(h)?;
+    for c in &u.charts {
+        writeln!(h, "![{}](plots/{}.png)\n", c.chart.title, c.stem)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,382 @@
+//! Reports of a run directory: `index.html` (self-contained), `report.md` and the charts under
+//! `plots/`; and [`compare`] of two runs.
+
+mod compare;
+mod html;
+mod markdown;
+mod model;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::plot;
+use crate::record::Run;
+
+pub use compare::{compare, Moved, COMPARE_MD};
+pub use model::{series, Series, SeriesKey};
+
+pub const INDEX_HTML: &str = "index.html";
+pub const REPORT_MD: &str = "report.md";
+pub const PLOTS_DIR: &str = "plots";
+
+/// What [`render`] wrote.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub html: PathBuf,
+    pub markdown: PathBuf,
+    /// SVG and PNG of every chart.
+    pub plots: Vec<PathBuf>,
+}
+
+/// All written files: HTML, Markdown, then the plots.
+impl IntoIterator for Rendered {
+    type Item = PathBuf;
+    type IntoIter = std::vec::IntoIter<PathBuf>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        let mut files = vec![self.html, self.markdown];
+        files.extend(self.plots);
+        files.into_iter()
+    }
+}
+
+/// Renders the run in `dir` (as written by [`crate::record`]) into `dir/index.html`,
+/// `dir/report.md` and `dir/plots/`. This is what `harness report DIR` calls.
+pub fn render(dir: &Path) -> Result<Rendered> {
+    let run = Run::load(dir)?;
+    let report = model::build(&run);
+
+    let plots_dir = dir.join(PLOTS_DIR);
+    fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
+    let mut svgs = BTreeMap::new();
+    let mut plots = Vec::new();
+    for planned in report.usecases.iter().flat_map(|u| &u.charts) {
+        let (svg, png) = plot::render(&planned.chart, &plots_dir.join(&planned.stem))
+            .with_context(|| format!("drawing {}", planned.chart.title))?;
+        svgs.insert(planned.stem.clone(), fs::read_to_string(&svg)?);
+        plots.extend([svg, png]);
+    }
+
+    let rendered = Rendered {
+        html: dir.join(INDEX_HTML),
+        markdown: dir.join(REPORT_MD),
+        plots,
+    };
+    fs::write(&rendered.html, html::render(&report, &run, &svgs))
+        .with_context(|| format!("writing {}", rendered.html.display()))?;
+    fs::write(&rendered.markdown, markdown::render(&report, &run))
+        .with_context(|| format!("writing {}", rendered.markdown.display()))?;
+    Ok(rendered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fmt;
+    use crate::record::{
+        read_csv, Capability, Environment, Failure, Implementation, Row, RunMeta, Stage, Status,
+        RESULTS_CSV,
+    };
+    use crate::stats::median;
+
+    /// Set to a directory to keep the rendered fixture report there for a look in a browser.
+    const KEEP_ENV: &str = "METRICS_REPORT_FIXTURE";
+
+    /// 2 use cases × 2 libraries × a few metrics × 3 repetitions, references, classes, a noisy
+    /// series, a third library that failed to build, capabilities and an environment.
+    fn fixture_run(scale: f64) -> Run {
+        let mut rows = Vec::new();
+        let mut series = |usecase: &str,
+                          lib: &str,
+                          metric: &str,
+                          unit: &str,
+                          class: Option<&str>,
+                          values: &[f64]| {
+            for (i, v) in values.iter().enumerate() {
+                let row = Row::new(usecase, lib, metric, unit, i as u32 + 1, *v);
+                rows.push(match class {
+                    Some(c) => row.with_class(c),
+                    None => row,
+                });
+            }
+        };
+        for (lib, k) in [("aya", 1.0f64), ("libbpf-rs", 1.3)] {
+            series(
+                "packetfilter",
+                lib,
+                "loc_kernel",
+                "lines",
+                None,
+                &[(120.0 * k).round()],
+            );
+            series(
+                "packetfilter",
+                lib,
+                "loc_user",
+                "lines",
+                None,
+                &[(340.0 / k).round()],
+            );
+            series(
+                "packetfilter",
+                lib,
+                "obj_bytes",
+                "bytes",
+                None,
+                &[(5120.0 * k).round()],
+            );
+            series(
+                "packetfilter",
+                lib,
+                "load_attach_ms",
+                "ms",
+                None,
+                &[31.2 * k, 33.9 * k, 30.4 * k],
+            );
+            series(
+                "packetfilter",
+                lib,
+                "test_run_ns",
+                "ns",
+                Some("ipv4 allowed"),
+                &[61.0 * k * scale, 64.5 * k * scale, 63.2 * k * scale],
+            );
+            series(
+                "packetfilter",
+                lib,
+                "test_run_ns",
+                "ns",
+                Some("ipv6 blocked"),
+                &[40.1 * k, 41.7 * k, 39.8 * k],
+            );
+            series(
+                "loadbalancer",
+                lib,
+                "veth_pps",
+                "pps",
+                None,
+                &[812_000.0 / k, 805_500.0 / k, 820_250.0 / k],
+            );
+            // libbpf-rs is noisy here: CV well above 5%.
+            series(
+                "loadbalancer",
+                lib,
+                "rss_kib",
+                "KiB",
+                None,
+                &[2048.0 * k, 2900.0 * k.powi(3), 2100.0 * k],
+            );
+        }
+        for (reference, v) in [("empty XDP program", 34.0), ("xdp-filter", 52.0)] {
+            let lib = format!("ref:{reference}");
+            series(
+                "packetfilter",
+                &lib,
+                "test_run_ns",
+                "ns",
+                Some("ipv4 allowed"),
+                &[v, v + 1.0, v - 0.5],
+            );
+            series(
+                "packetfilter",
+                &lib,
+                "test_run_ns",
+                "ns",
+                Some("ipv6 blocked"),
+                &[v - 4.0, v - 3.5, v - 4.5],
+            );
+        }
+        let cap = |usecase: &str, lib: &str, status, note: &str| Capability {
+            usecase: usecase.into(),
+            lib: lib.into(),
+            status,
+            note: note.into(),
+        };
+        Run {
+            dir: PathBuf::new(),
+            meta: Some(RunMeta {
+                created: "2026-05-01T12:00:00Z".into(),
+                git_revision: Some("0123abcd".into()),
+                ..Default::default()
+            }),
+            rows,
+            environment: Some(Environment::collect(BTreeMap::from([
+                (
+                    "aya".to_string(),
+                    Implementation {
+                        toolchains: BTreeMap::from([
+                            ("rustc".into(), "1.95.0".into()),
+                            ("bpf-linker".into(), "0.10.3".into()),
+                        ]),
+                        crates: BTreeMap::from([("aya".into(), "0.14.0".into())]),
+                    },
+                ),
+                (
+                    "libbpf-rs".to_string(),
+                    Implementation {
+                        toolchains: BTreeMap::from([("clang".into(), "14.0.6".into())]),
+                        crates: BTreeMap::from([("libbpf-rs".into(), "0.25.0".into())]),
+                    },
+                ),
+            ]))),
+            failures: vec![Failure {
+                usecase: "packetfilter".into(),
+                lib: "redbpf".into(),
+                stage: Stage::Build,
+                error: "error: linking with `cc` failed\nnote: <llvm-13> not found | see log"
+                    .into(),
+            }],
+            capabilities: vec![
+                cap("packetfilter", "aya", Status::Native, ""),
+                cap(
+                    "packetfilter",
+                    "libbpf-rs",
+                    Status::Hybrid,
+                    "kernel side in C",
+                ),
+                cap("packetfilter", "redbpf", Status::Native, ""),
+                cap("loadbalancer", "aya", Status::Native, ""),
+                cap("loadbalancer", "libbpf-rs", Status::Native, ""),
+                cap(
+                    "loadbalancer",
+                    "redbpf",
+                    Status::Impossible,
+                    "no XDP_TX redirect helper",
+                ),
+            ],
+        }
+    }
+
+    /// The `<tr>` of a table row in a use case's section.
+    fn table_row<'a>(html: &'a str, usecase: &str, label: &str) -> &'a str {
+        let section = &html[html
+            .find(&format!("<section id=\"uc-{usecase}\">"))
+            .unwrap()..];
+        let section = &section[..section.find("</section>").unwrap()];
+        let start = section
+            .find(&format!(">{label}<span class=\"dir\">"))
+            .unwrap_or_else(|| panic!("row {label}"));
+        let row = &section[start..];
+        &row[..row.find("</tr>").unwrap()]
+    }
+
+    #[test]
+    fn renders_a_recorded_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir =
+            std::env::var_os(KEEP_ENV).map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
+        fixture_run(1.0).save(&dir).unwrap();
+        let out = render(&dir).unwrap();
+
+        let html = fs::read_to_string(&out.html).unwrap();
+        let md = fs::read_to_string(&out.markdown).unwrap();
+        assert!(html.starts_with("<!doctype html>") && html.trim_end().ends_with("</html>"));
+        // Self-contained: no external style sheets or scripts, the charts inline.
+        assert!(!html.contains("<link") && !html.contains("<script"));
+        assert_eq!(html.matches("<svg").count(), out.plots.len() / 2);
+
+        // Charts: packetfilter loc, object_size, load_time, test_run; loadbalancer throughput, memory.
+        assert_eq!(out.plots.len(), 12);
+        for plot in &out.plots {
+            assert!(
+                fs::metadata(plot).unwrap().len() > 1000,
+                "{} is too small",
+                plot.display()
+            );
+            let name = plot.file_name().unwrap().to_str().unwrap();
+            if name.ends_with(".png") {
+                assert!(
+                    md.contains(&format!("](plots/{name})")),
+                    "report.md does not link {name}"
+                );
+            }
+        }
+
+        // Every library and metric is in the tables; every cell holds the median of the CSV.
+        let rows = read_csv(&dir.join(RESULTS_CSV)).unwrap();
+        let libs = ["aya", "libbpf-rs", "redbpf"];
+        for lib in libs {
+            assert!(
+                html.contains(&format!("</span>{lib}</th>")),
+                "no column for {lib}"
+            );
+        }
+        for (key, s) in series(&rows) {
+            let Some(col) = libs.iter().position(|l| *l == key.lib) else {
+                continue;
+            };
+            let label = model::series_label(&key.metric, key.class.as_deref());
+            let cells: Vec<&str> = table_row(&html, &key.usecase, &label)
+                .split("<td class=\"num")
+                .skip(1)
+                .collect();
+            let m = median(&s.values);
+            assert!(
+                cells[col].contains(&format!("data-median=\"{m}\"")),
+                "{label} {}: {}",
+                key.lib,
+                cells[col]
+            );
+            assert!(
+                cells[col].contains(&format!("<span class=\"median\">{}</span>", fmt::value(m)))
+            );
+            assert!(md.contains(&fmt::value(m)));
+        }
+
+        // References shown as ratios, best marked by direction, noise flagged, failure explained.
+        let v4 = table_row(&html, "packetfilter", "test_run_ns · ipv4 allowed");
+        assert!(
+            v4.contains("1.86× empty XDP program") && v4.contains("xdp-filter: 52"),
+            "{v4}"
+        );
+        assert!(
+            v4.split("<td").nth(2).unwrap().contains("best"),
+            "aya is faster"
+        );
+        let pps = table_row(&html, "loadbalancer", "veth_pps");
+        assert!(
+            pps.split("<td")
+                .nth(2)
+                .unwrap()
+                .starts_with(" class=\"num best\""),
+            "higher pps is better"
+        );
+        assert!(table_row(&html, "loadbalancer", "rss_kib").contains("⚠ CV"));
+        assert!(table_row(&html, "packetfilter", "obj_bytes").contains("build failed"));
+        assert!(table_row(&html, "loadbalancer", "veth_pps").contains("impossible"));
+
+        // Capability matrix, failures (escaped), environment.
+        assert!(html.contains("<span class=\"status hybrid\">hybrid</span><span class=\"capnote\">kernel side in C</span>"));
+        assert!(html.contains("&lt;llvm-13&gt; not found"));
+        assert!(html.contains("bpf-linker 0.10.3"));
+        assert!(md.contains("**impossible**: no XDP_TX redirect helper"));
+        assert!(md.contains("  note: <llvm-13> not found | see log"));
+    }
+
+    #[test]
+    fn compare_finds_what_moved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fixture_run(1.0).save(&a).unwrap();
+        let mut after = fixture_run(1.25);
+        after.rows.retain(|r| r.metric != "obj_bytes");
+        after.save(&b).unwrap();
+
+        let moved = compare(&a, &b).unwrap();
+        assert_eq!(moved.len(), 2, "{moved:#?}");
+        for m in &moved {
+            assert_eq!(
+                (m.metric.as_str(), m.class.as_deref()),
+                ("test_run_ns", Some("ipv4 allowed"))
+            );
+            assert!((m.change.relative - 0.25).abs() < 1e-9 && !m.improved);
+        }
+        let text = fs::read_to_string(b.join(COMPARE_MD)).unwrap();
+        assert!(text.contains("## Moved: 2 of"));
+        assert!(text.contains("+25.0%") && text.contains("**worse**"));
+        assert!(text.contains("## Only in A") && text.contains("packetfilter / aya / obj_bytes"));
+    }
+}

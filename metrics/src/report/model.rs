@@ -1,0 +1,547 @@
+//! What a report says, independent of how it is written: the HTML and Markdown writers only
+//! format this model, so they cannot disagree on a number.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::catalogue::{self, Better, LIBRARIES, USECASES};
+use crate::fmt;
+use crate::plot::{self, Chart};
+use crate::record::{Capability, Environment, Failure, Row, Run, REFERENCE_PREFIX};
+use crate::stats::Summary;
+
+/// Identity of one series of repetitions.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey {
+    pub usecase: String,
+    /// A library, or a reference (`ref:...`).
+    pub lib: String,
+    pub metric: String,
+    pub class: Option<String>,
+}
+
+impl SeriesKey {
+    pub fn of(row: &Row) -> SeriesKey {
+        SeriesKey {
+            usecase: row.usecase.clone(),
+            lib: row.lib.clone(),
+            metric: row.metric.clone(),
+            class: row.class.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Series {
+    pub unit: String,
+    pub values: Vec<f64>,
+}
+
+/// Groups rows into series. The unit is the first row's: a series has one unit.
+pub fn series(rows: &[Row]) -> BTreeMap<SeriesKey, Series> {
+    let mut out: BTreeMap<SeriesKey, Series> = BTreeMap::new();
+    for row in rows {
+        let s = out.entry(SeriesKey::of(row)).or_insert_with(|| Series {
+            unit: row.unit.clone(),
+            values: vec![],
+        });
+        s.values.push(row.value);
+    }
+    out
+}
+
+/// "metric" or "metric · class".
+pub fn series_label(metric: &str, class: Option<&str>) -> String {
+    match class {
+        Some(c) => format!("{metric} · {c}"),
+        None => metric.to_string(),
+    }
+}
+
+pub struct Report {
+    pub created: Option<String>,
+    pub git_revision: Option<String>,
+    pub usecases: Vec<UseCase>,
+    /// Use cases × libraries, for the capability matrix.
+    pub matrix_usecases: Vec<String>,
+    pub matrix_libs: Vec<String>,
+    pub glossary: Vec<GlossaryEntry>,
+}
+
+pub struct UseCase {
+    pub name: String,
+    /// Table columns.
+    pub libs: Vec<String>,
+    pub references: Vec<String>,
+    pub rows: Vec<MetricRow>,
+    pub charts: Vec<PlannedChart>,
+}
+
+pub struct MetricRow {
+    pub metric: String,
+    pub class: Option<String>,
+    pub unit: String,
+    pub better: Better,
+    /// One per column of [`UseCase::libs`].
+    pub cells: Vec<Cell>,
+    pub references: Vec<(String, Summary)>,
+}
+
+impl MetricRow {
+    pub fn label(&self) -> String {
+        series_label(&self.metric, self.class.as_deref())
+    }
+}
+
+pub enum Cell {
+    Value {
+        summary: Summary,
+        best: bool,
+        /// Median over each reference's median, by reference label.
+        ratios: Vec<(String, f64)>,
+    },
+    /// No value; why, when the run knows (a failed stage, a capability status).
+    Absent(Option<String>),
+}
+
+impl Cell {
+    /// `p5–p95`; none for a single shot or a constant series, where it would only repeat the median.
+    pub fn range_text(summary: &Summary) -> Option<String> {
+        (summary.p5 != summary.p95)
+            .then(|| format!("{}–{}", fmt::value(summary.p5), fmt::value(summary.p95)))
+    }
+
+    pub fn cv_text(summary: &Summary) -> Option<String> {
+        summary
+            .cv_flag()
+            .then(|| format!("CV {}", fmt::percent(summary.cv)))
+    }
+
+    pub fn ratio_texts(ratios: &[(String, f64)]) -> Vec<String> {
+        ratios
+            .iter()
+            .map(|(label, r)| format!("{} {label}", fmt::ratio(*r)))
+            .collect()
+    }
+}
+
+/// A chart to draw: the file stem under `plots/` and what goes in it.
+pub struct PlannedChart {
+    pub stem: String,
+    pub chart: Chart,
+}
+
+pub struct GlossaryEntry {
+    pub metric: String,
+    pub unit: String,
+    pub better: Better,
+    pub description: String,
+}
+
+pub fn build(run: &Run) -> Report {
+    let all = series(&run.rows);
+    let mut usecases: BTreeSet<&str> = all.keys().map(|k| k.usecase.as_str()).collect();
+    usecases.extend(run.failures.iter().map(|f| f.usecase.as_str()));
+    usecases.extend(run.capabilities.iter().map(|c| c.usecase.as_str()));
+    let usecases = sorted_by(usecases, USECASES);
+
+    // Failures do not add columns: the harness also files failures of non-libraries (such as
+    // a reference that could not be measured); they are listed under Failures all the same.
+    let run_libs = sorted_by(
+        all.keys()
+            .filter(|k| !is_reference(&k.lib))
+            .map(|k| k.lib.as_str())
+            .chain(run.capabilities.iter().map(|c| c.lib.as_str()))
+            .collect(),
+        LIBRARIES,
+    );
+
+    Report {
+        created: run
+            .meta
+            .as_ref()
+            .map(|m| m.created.clone())
+            .filter(|c| !c.is_empty()),
+        git_revision: run.meta.as_ref().and_then(|m| m.git_revision.clone()),
+        usecases: usecases
+            .iter()
+            .map(|u| usecase(u, &all, run, &run_libs))
+            .collect(),
+        matrix_usecases: usecases.clone(),
+        matrix_libs: run_libs,
+        glossary: glossary(&all),
+    }
+}
+
+fn is_reference(lib: &str) -> bool {
+    lib.starts_with(REFERENCE_PREFIX)
+}
+
+fn sorted_by(names: BTreeSet<&str>, known: &[&str]) -> Vec<String> {
+    let mut v: Vec<&str> = names.into_iter().collect();
+    v.sort_by_key(|n| catalogue::listed_order(known, n));
+    v.into_iter().map(String::from).collect()
+}
+
+fn usecase(
+    name: &str,
+    all: &BTreeMap<SeriesKey, Series>,
+    run: &Run,
+    run_libs: &[String],
+) -> UseCase {
+    let mine: Vec<(&SeriesKey, &Series)> = all.iter().filter(|(k, _)| k.usecase == name).collect();
+    let involved = |lib: &str| {
+        mine.iter().any(|(k, _)| k.lib == lib)
+            || run
+                .capabilities
+                .iter()
+                .any(|c| c.usecase == name && c.lib == lib)
+    };
+    let libs: Vec<String> = run_libs.iter().filter(|l| involved(l)).cloned().collect();
+    let references: Vec<String> = {
+        let set: BTreeSet<&str> = mine
+            .iter()
+            .filter_map(|(k, _)| k.lib.strip_prefix(REFERENCE_PREFIX))
+            .collect();
+        set.into_iter().map(String::from).collect()
+    };
+
+    // One table row per (metric, class), in catalogue order.
+    let mut metric_classes: Vec<(&str, Option<&str>)> = mine
+        .iter()
+        .map(|(k, _)| (k.metric.as_str(), k.class.as_deref()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    metric_classes.sort_by_key(|(m, c)| (catalogue::order(m), *c));
+
+    let rows: Vec<MetricRow> = metric_classes
+        .into_iter()
+        .map(|(metric, class)| metric_row(name, metric, class, &libs, &references, all, run))
+        .collect();
+
+    let charts = plan_charts(name, &rows, &libs, run_libs);
+    UseCase {
+        name: name.into(),
+        libs,
+        references,
+        rows,
+        charts,
+    }
+}
+
+/// One (metric, class) of a use case across its libraries.
+fn metric_row(
+    usecase: &str,
+    metric: &str,
+    class: Option<&str>,
+    libs: &[String],
+    references: &[String],
+    all: &BTreeMap<SeriesKey, Series>,
+    run: &Run,
+) -> MetricRow {
+    let lookup = |lib: &str| {
+        all.get(&SeriesKey {
+            usecase: usecase.into(),
+            lib: lib.into(),
+            metric: metric.into(),
+            class: class.map(String::from),
+        })
+    };
+    let ref_libs: Vec<String> = references
+        .iter()
+        .map(|r| format!("{REFERENCE_PREFIX}{r}"))
+        .collect();
+    // Any series of the row names the unit, a reference's too when no library measured it.
+    let unit = libs
+        .iter()
+        .chain(&ref_libs)
+        .find_map(|l| lookup(l))
+        .map_or_else(String::new, |s| s.unit.clone());
+    let refs: Vec<(String, Summary)> = references
+        .iter()
+        .zip(&ref_libs)
+        .filter_map(|(label, lib)| Some((label.clone(), Summary::of(&lookup(lib)?.values)?)))
+        .collect();
+    let mut cells: Vec<Cell> = libs
+        .iter()
+        .map(
+            |lib| match lookup(lib).and_then(|s| Summary::of(&s.values)) {
+                Some(summary) => {
+                    let ratios = refs
+                        .iter()
+                        .filter(|(_, r)| r.median != 0.0)
+                        .map(|(label, r)| (label.clone(), summary.median / r.median))
+                        .collect();
+                    Cell::Value {
+                        summary,
+                        best: false,
+                        ratios,
+                    }
+                }
+                None => Cell::Absent(absence(run, usecase, lib)),
+            },
+        )
+        .collect();
+    let better = catalogue::better(metric);
+    mark_best(&mut cells, better);
+    MetricRow {
+        metric: metric.into(),
+        class: class.map(String::from),
+        unit,
+        better,
+        cells,
+        references: refs,
+    }
+}
+
+/// Why a library has no value for a use case: its first failed stage, else a capability that
+/// rules the use case out.
+fn absence(run: &Run, usecase: &str, lib: &str) -> Option<String> {
+    let failed = run
+        .failures
+        .iter()
+        .filter(|f| f.usecase == usecase && f.lib == lib)
+        .map(|f| f.stage)
+        .min();
+    if let Some(stage) = failed {
+        return Some(format!("{} failed", stage.as_str()));
+    }
+    run.capabilities
+        .iter()
+        .find(|c| c.usecase == usecase && c.lib == lib && !c.status.is_implemented())
+        .map(|c| c.status.as_str().to_string())
+}
+
+/// Marks the best median (ties included) when there is something to compare it with.
+fn mark_best(cells: &mut [Cell], better: Better) {
+    let medians: Vec<f64> = cells
+        .iter()
+        .filter_map(|c| match c {
+            Cell::Value { summary, .. } => Some(summary.median),
+            Cell::Absent(_) => None,
+        })
+        .collect();
+    if medians.len() < 2 {
+        return;
+    }
+    let best = match better {
+        Better::Lower => medians.iter().copied().fold(f64::INFINITY, f64::min),
+        Better::Higher => medians.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    };
+    for cell in cells {
+        if let Cell::Value {
+            summary, best: b, ..
+        } = cell
+        {
+            *b = summary.median == best;
+        }
+    }
+}
+
+/// One chart per metric group (and unit, should a run mix units within a group).
+fn plan_charts(
+    usecase: &str,
+    rows: &[MetricRow],
+    libs: &[String],
+    run_libs: &[String],
+) -> Vec<PlannedChart> {
+    let mut groups: Vec<((&str, &str), Vec<&MetricRow>)> = Vec::new();
+    for row in rows {
+        let key = (catalogue::group(&row.metric), row.unit.as_str());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push(row),
+            None => groups.push((key, vec![row])),
+        }
+    }
+    let mut stems = BTreeSet::new();
+    groups
+        .into_iter()
+        .filter(|(_, members)| {
+            members
+                .iter()
+                .any(|r| r.cells.iter().any(|c| matches!(c, Cell::Value { .. })))
+        })
+        .map(|((group, unit), members)| {
+            let mut stem = file_stem(&format!("{usecase}-{group}"));
+            if !stems.insert(stem.clone()) {
+                stem = file_stem(&format!("{usecase}-{group}-{unit}"));
+                stems.insert(stem.clone());
+            }
+            PlannedChart {
+                stem,
+                chart: chart(usecase, group, unit, &members, libs, run_libs),
+            }
+        })
+        .collect()
+}
+
+fn chart(
+    usecase: &str,
+    group: &str,
+    unit: &str,
+    members: &[&MetricRow],
+    libs: &[String],
+    run_libs: &[String],
+) -> Chart {
+    let single_metric = members.iter().all(|r| r.metric == members[0].metric);
+    let categories = members
+        .iter()
+        .map(|r| match (single_metric, &r.class) {
+            (true, Some(c)) => c.clone(),
+            (true, None) => String::new(),
+            (false, _) => r.label(),
+        })
+        .collect();
+    // Only libraries with a bar here get a slot; colours follow the run-wide order.
+    let slots: Vec<usize> = (0..libs.len())
+        .filter(|&i| {
+            members
+                .iter()
+                .any(|r| matches!(r.cells[i], Cell::Value { .. }))
+        })
+        .collect();
+    let mut bars = Vec::new();
+    let mut references = Vec::new();
+    for (category, row) in members.iter().enumerate() {
+        for (slot, &i) in slots.iter().enumerate() {
+            if let Cell::Value { summary, .. } = row.cells[i] {
+                bars.push(plot::Bar {
+                    category,
+                    lib: slot,
+                    summary,
+                });
+            }
+        }
+        for (label, s) in &row.references {
+            references.push(plot::Reference {
+                category,
+                label: label.clone(),
+                value: s.median,
+            });
+        }
+    }
+    let title = if single_metric {
+        members[0].metric.clone()
+    } else {
+        catalogue::group_title(group)
+    };
+    Chart {
+        title: format!("{usecase}: {title}"),
+        y_label: format!(
+            "{} ({unit})",
+            if single_metric {
+                &members[0].metric
+            } else {
+                group
+            }
+        ),
+        categories,
+        libs: slots
+            .iter()
+            .map(|&i| {
+                let lib = &libs[i];
+                let position = run_libs.iter().position(|l| l == lib).unwrap_or(i);
+                (lib.clone(), plot::lib_color(lib, position))
+            })
+            .collect(),
+        bars,
+        references,
+    }
+}
+
+/// Safe in a file name and a URL: letters, digits, `-`, `_`.
+fn file_stem(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn glossary(all: &BTreeMap<SeriesKey, Series>) -> Vec<GlossaryEntry> {
+    let mut metrics: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, s) in all {
+        metrics.entry(k.metric.as_str()).or_insert(s.unit.as_str());
+    }
+    let mut names: Vec<&str> = metrics.keys().copied().collect();
+    names.sort_by_key(|m| catalogue::order(m));
+    names
+        .into_iter()
+        .map(|m| GlossaryEntry {
+            metric: m.into(),
+            unit: metrics[m].into(),
+            better: catalogue::better(m),
+            description: catalogue::lookup(m).map_or("", |c| c.description).into(),
+        })
+        .collect()
+}
+
+/// The environment as label/value pairs, in reading order.
+pub fn environment_facts(env: &Environment) -> Vec<(&'static str, String)> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
+    vec![
+        (
+            "kernel",
+            format!(
+                "{} {}",
+                opt(&env.kernel_release),
+                env.kernel_version.clone().unwrap_or_default()
+            )
+            .trim()
+            .into(),
+        ),
+        ("OS", opt(&env.os)),
+        (
+            "CPU",
+            format!(
+                "{} ({} cores, {})",
+                opt(&env.cpu_model),
+                env.cores,
+                env.arch
+            ),
+        ),
+        (
+            "memory",
+            env.memory_kib.map_or("unknown".into(), |k| {
+                format!("{:.1} GiB", k as f64 / 1_048_576.0)
+            }),
+        ),
+        ("git revision", opt(&env.git_revision)),
+        ("recorded", env.timestamp.clone()),
+        ("command", env.command_line.join(" ")),
+    ]
+}
+
+/// `name version, name version` of a toolchain or crate map.
+pub fn versions(map: &BTreeMap<String, String>) -> String {
+    map.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn capability<'a>(caps: &'a [Capability], usecase: &str, lib: &str) -> Option<&'a Capability> {
+    caps.iter().find(|c| c.usecase == usecase && c.lib == lib)
+}
+
+/// Failures in report order: use case, library, stage.
+pub fn sorted_failures(failures: &[Failure]) -> Vec<&Failure> {
+    let mut v: Vec<&Failure> = failures.iter().collect();
+    v.sort_by(|a, b| {
+        (
+            catalogue::listed_order(USECASES, &a.usecase),
+            catalogue::listed_order(LIBRARIES, &a.lib),
+            a.stage,
+        )
+            .cmp(&(
+                catalogue::listed_order(USECASES, &b.usecase),
+                catalogue::listed_order(LIBRARIES, &b.lib),
+                b.stage,
+            ))
+    });
+    v
+}
