@@ -27,6 +27,7 @@ run: setup build
 # binaries in target/impls (they load real programs: run as root).
 test: setup build
 	cargo test $(CARGO_FLAGS)
+	vagrant/test.sh
 
 clean:
 	cargo clean

@@ -23,6 +23,8 @@ APT_PACKAGES=(
   qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils
   # report plots render text with this font
   fonts-dejavu-core
+  # the thesis' VM workflow: vagrant/test.sh validates every Vagrantfile
+  vagrant vagrant-libvirt
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -1,0 +1,63 @@
+# Targets of every implementation directory, impls/<lib>/<usecase>/Makefile, which only sets
+# LIB and USECASE and includes this file (the thesis had one Makefile per implementation with
+# the same targets). Builds run in the workspace root, with the root Makefile's cargo flags and
+# install location, so target/impls/ holds the same kind of binary whichever Makefile built it.
+#
+#   make build                     cargo build this implementation only, install it to target/impls/
+#   make run IFACE=eth0            run it with ./config.example.yml on IFACE (as root; sudo if needed)
+#   make clean                     remove this implementation's build output
+#   make testenvironment-up|down   the use case's Vagrant VM(s), vagrant/<usecase>/
+
+ifeq ($(strip $(LIB)),)
+$(error LIB is not set: set LIB and USECASE before including impl.mk)
+endif
+ifeq ($(strip $(USECASE)),)
+$(error USECASE is not set: set LIB and USECASE before including impl.mk)
+endif
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+# impl.mk lives in impls/, so the repository root is its parent.
+ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
+PKG := $(USECASE)-$(LIB)
+# Same flags and install directory as the root Makefile's `build`.
+CARGO_FLAGS := --release --locked
+BIN := $(ROOT)/target/impls/$(PKG)
+
+CONFIG ?= config.example.yml
+IFACE ?=
+ARGS ?=
+# Loading BPF programs needs root; CI and the project's machines already are.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+VAGRANT_CWD := $(ROOT)/vagrant/$(USECASE)
+export VAGRANT_CWD
+
+.PHONY: all build run clean testenvironment-up testenvironment-down iface-given vagrantfile
+all: build
+
+build:
+	cd $(ROOT) && cargo build $(CARGO_FLAGS) -p $(PKG)
+	@install -D -m 0755 $(ROOT)/target/release/$(PKG) $(BIN)
+	@echo "built: $(BIN)"
+
+run: iface-given build
+	$(SUDO) $(BIN) --config $(CONFIG) --iface $(IFACE) $(ARGS)
+
+# `cargo clean -p` removes only this package's artifacts, not the shared workspace target/.
+clean:
+	cd $(ROOT) && cargo clean --release -p $(PKG)
+	rm -f $(BIN)
+
+testenvironment-up: vagrantfile
+	vagrant up
+
+testenvironment-down: vagrantfile
+	vagrant destroy -f
+
+iface-given:
+	@test -n "$(IFACE)" || { echo "usage: make run IFACE=<interface> [CONFIG=$(CONFIG)] [ARGS=...]" >&2; exit 2; }
+
+vagrantfile:
+	@test -f $(VAGRANT_CWD)/Vagrantfile || { echo "no Vagrant environment for $(USECASE): $(VAGRANT_CWD)/Vagrantfile is missing" >&2; exit 1; }
