@@ -9,7 +9,7 @@ use libbpf_cargo::SkeletonBuilder;
 const SRC: &str = "kernel/packetfilter.bpf.c";
 
 fn main() {
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("packetfilter.skel.rs");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     // `-target bpf` drops clang's multiarch include dir, where Debian keeps <asm/types.h>
     // (included by <linux/bpf.h>). libbpf's own headers (<bpf/bpf_helpers.h>) are supplied by
     // libbpf-cargo from the vendored libbpf-sys.
@@ -17,8 +17,10 @@ fn main() {
     let multiarch = format!("-I/usr/include/{arch}-linux-gnu");
     SkeletonBuilder::new()
         .source(SRC)
+        // Kept in OUT_DIR (not a temp dir) so the harness can measure the object's size.
+        .obj(out_dir.join("packetfilter.bpf.o"))
         .clang_args([multiarch.as_str(), "-Wall", "-Werror"])
-        .build_and_generate(&out)
+        .build_and_generate(out_dir.join("packetfilter.skel.rs"))
         .unwrap_or_else(|e| panic!("building the BPF skeleton from {SRC}: {e:#}"));
     println!("cargo:rerun-if-changed=kernel");
 }

@@ -1,0 +1,27 @@
+//! The bpf-eval test bed: library-neutral tools to run, check and measure every implementation
+//! the same way.
+//!
+//! * [`bpf`]: a running implementation's BPF programs and maps through raw `bpf(2)` syscalls
+//!   (find by name, info, `BPF_PROG_TEST_RUN`, map lookups).
+//! * [`netns`]: network namespaces and veth pairs that clean up after themselves.
+//! * [`process`]: implementation binaries, and a running one's JSON lines, signals and exit.
+//! * [`frames`]: Ethernet frames from a structured spec (pnet builders).
+//! * [`scenario`]: scenario files (`scenarios/packetfilter/vectors.yaml`) and the reference
+//!   model of the packetfilter policy.
+//! * [`traffic`]: raw frames on a veth inside a namespace: send, and capture what arrives.
+//! * [`packetfilter`]: packetfilter-specific helpers (verdict counters, a running filter, the
+//!   conformance run).
+//!
+//! The `harness` command line builds on these with [`measure`], [`reference`] and
+//! [`usecases`] (written with the CLI).
+
+pub mod bpf;
+pub mod frames;
+pub mod measure;
+pub mod netns;
+pub mod packetfilter;
+pub mod process;
+pub mod reference;
+pub mod scenario;
+pub mod traffic;
+pub mod usecases;

@@ -1,0 +1,178 @@
+//! Source and build metrics of one implementation: lines of code, dependency count, cold and
+//! warm build time in the implementation's own target directory, BPF object and loader size.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use metrics::record::Row;
+
+use super::Ctx;
+use crate::process::Implementation;
+
+/// The result of building one implementation in its own target directory.
+pub struct Built {
+    pub binary: PathBuf,
+    pub rows: Vec<Row>,
+}
+
+/// Lines of code split by part, and the number of crates in the loader's dependency tree.
+pub fn source(workspace: &Path, imp: &Implementation) -> Result<Vec<Row>> {
+    let dir = imp.source_dir(workspace);
+    let mut rows = metrics::loc::count(&dir)?.rows(&imp.usecase, &imp.lib);
+    rows.push(Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, dep_crates(workspace, &imp.package())? as f64));
+    Ok(rows)
+}
+
+/// Distinct crates (name and version) in the package's normal and build dependency tree,
+/// the package itself excluded. Build dependencies count: they are what a user compiles.
+fn dep_crates(workspace: &Path, package: &str) -> Result<usize> {
+    let out = Command::new("cargo")
+        .current_dir(workspace)
+        .args(["tree", "--locked", "-p", package, "-e", "normal,build", "--prefix", "none", "--no-dedupe"])
+        .output()
+        .context("running cargo tree")?;
+    if !out.status.success() {
+        bail!("cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut crates: Vec<&str> = text
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?, words.next()?))
+        })
+        .filter(|(name, _)| *name != package)
+        .map(|(name, _)| name)
+        .collect();
+    crates.sort_unstable();
+    crates.dedup();
+    Ok(crates.len())
+}
+
+/// Cold build in the implementation's own, emptied target directory, then `reps` warm rebuilds
+/// after touching the kernel program. With `--quick` there is no cold build: the warm rebuild
+/// happens in the workspace's target directory, which `make build` has filled.
+pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
+    let workspace = ctx.workspace.as_path();
+    let (u, l) = (imp.usecase.as_str(), imp.lib.as_str());
+    let mut rows = Vec::new();
+    let target = if ctx.quick {
+        workspace.join("target")
+    } else {
+        let target = ctx.target_root().join(imp.package());
+        if target.exists() {
+            std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
+        }
+        rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(workspace, &target, &imp.package())?));
+        target
+    };
+
+    let kernel = kernel_sources(&imp.source_dir(workspace))?;
+    for rep in 1..=ctx.reps {
+        ctx.check_interrupted()?;
+        for file in &kernel {
+            touch(file)?;
+        }
+        rows.push(Row::new(u, l, "build_warm_s", "s", rep, cargo_build(workspace, &target, &imp.package())?));
+    }
+
+    let binary = target.join("release").join(imp.package());
+    rows.push(Row::new(u, l, "obj_bytes", "bytes", 1, bpf_object_size(&target.join("release"), &imp.package())? as f64));
+    rows.push(Row::new(u, l, "bin_bytes", "bytes", 1, stripped_size(&binary)? as f64));
+    Ok(Built { binary, rows })
+}
+
+fn cargo_build(workspace: &Path, target: &Path, package: &str) -> Result<f64> {
+    let started = Instant::now();
+    let out = Command::new("cargo")
+        .current_dir(workspace)
+        .env("CARGO_TARGET_DIR", target)
+        .args(["build", "--release", "--locked", "-p", package])
+        .output()
+        .context("running cargo build")?;
+    let secs = started.elapsed().as_secs_f64();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(30).collect();
+        bail!("cargo build -p {package} failed:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+    }
+    Ok(secs)
+}
+
+/// The files of the kernel program: `kernel/` in every library's layout.
+fn kernel_sources(dir: &Path) -> Result<Vec<PathBuf>> {
+    let kernel = dir.join("kernel");
+    let mut files = Vec::new();
+    let mut stack = vec![kernel.clone()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if matches!(path.extension().and_then(|e| e.to_str()), Some("rs" | "c" | "h")) {
+                files.push(path);
+            }
+        }
+    }
+    if files.is_empty() {
+        bail!("no kernel program sources under {}", kernel.display());
+    }
+    Ok(files)
+}
+
+fn touch(path: &Path) -> Result<()> {
+    let f = std::fs::File::options().append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    f.set_modified(std::time::SystemTime::now()).with_context(|| format!("touching {}", path.display()))
+}
+
+/// Size of the BPF object the build produced, found library-neutrally: the newest ELF file with
+/// machine type EM_BPF in the package's build-script output (`release/build/<package>-*/out`),
+/// where both aya-build and libbpf-cargo leave it.
+fn bpf_object_size(release: &Path, package: &str) -> Result<u64> {
+    const EM_BPF: u16 = 247;
+    let mut newest: Option<(std::time::SystemTime, u64)> = None;
+    let build = release.join("build");
+    let prefix = format!("{package}-");
+    let mut stack: Vec<PathBuf> = std::fs::read_dir(&build)
+        .with_context(|| format!("reading {}", build.display()))?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path().join("out"))
+        .collect();
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let (path, meta) = (entry.path(), entry.metadata()?);
+            if meta.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let mut head = [0u8; 20];
+            let is_bpf = std::fs::File::open(&path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .map(|()| &head[..4] == b"\x7fELF" && u16::from_le_bytes([head[18], head[19]]) == EM_BPF)
+                .unwrap_or(false);
+            if is_bpf && !path.components().any(|c| c.as_os_str() == "deps") {
+                let modified = meta.modified()?;
+                if newest.is_none_or(|(t, _)| modified > t) {
+                    newest = Some((modified, meta.len()));
+                }
+            }
+        }
+    }
+    newest.map(|(_, len)| len).with_context(|| format!("no BPF object (ELF, EM_BPF) under {}/{prefix}*/out", build.display()))
+}
+
+/// Size of the loader with symbols stripped (the build keeps them for profiling).
+fn stripped_size(binary: &Path) -> Result<u64> {
+    let tmp = binary.with_extension("stripped");
+    let status = Command::new("strip").arg("-o").arg(&tmp).arg(binary).status().context("running strip")?;
+    if !status.success() {
+        bail!("strip {} failed", binary.display());
+    }
+    let len = std::fs::metadata(&tmp)?.len();
+    std::fs::remove_file(&tmp)?;
+    Ok(len)
+}

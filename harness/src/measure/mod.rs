@@ -1,0 +1,120 @@
+//! Measurements shared by every use case; the use-case-specific ones live in `usecases`.
+
+pub mod build;
+pub mod load;
+pub mod traffic;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+
+use crate::process::Implementation;
+
+/// What every measurement needs to know about the run.
+pub struct Ctx {
+    pub workspace: PathBuf,
+    pub out: PathBuf,
+    pub reps: u32,
+    pub quick: bool,
+    quiet: bool,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    /// Installs the SIGINT/SIGTERM flag: an interrupted run unwinds through its guards (which
+    /// remove namespaces and stop implementations) instead of dying with them in place.
+    pub fn new(workspace: &Path, out: &Path, reps: u32, quick: bool, quiet: bool) -> Result<Ctx> {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, interrupted.clone())?;
+        }
+        let reps = if quick { reps.min(3) } else { reps }.max(1);
+        Ok(Ctx { workspace: workspace.into(), out: out.into(), reps, quick, quiet, interrupted })
+    }
+
+    pub fn check_interrupted(&self) -> Result<()> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        Ok(())
+    }
+
+    /// Scales a count down for `--quick`.
+    pub fn scaled(&self, full: u64, quick: u64) -> u64 {
+        if self.quick {
+            quick
+        } else {
+            full
+        }
+    }
+
+    /// A step of the run, on stderr (progress goes there so stdout stays the report's paths).
+    pub fn step(&self, what: &str) {
+        if self.quiet {
+            eprintln!("harness: {what}");
+        } else {
+            eprintln!("\x1b[1m==>\x1b[0m {what}");
+        }
+    }
+
+    pub fn say(&self, what: &str) {
+        println!("{what}");
+    }
+
+    /// Where an implementation is built for its build metrics (its own target dir).
+    pub fn target_root(&self) -> PathBuf {
+        self.workspace.join("target").join("harness")
+    }
+}
+
+/// Toolchains and crate versions of one implementation, for `environment.json`.
+pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Implementation {
+    let mut v = metrics::record::Implementation::default();
+    let cmd = |c: &str, args: &[&str]| {
+        std::process::Command::new(c)
+            .current_dir(workspace)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
+    };
+    if let Some(rustc) = cmd("rustc", &["--version"]) {
+        v.toolchains.insert("rustc".into(), rustc);
+    }
+    match imp.lib.as_str() {
+        "aya" => {
+            let nightly = std::fs::read_to_string(workspace.join("impls/aya/nightly-toolchain")).unwrap_or_default();
+            if let Some(n) = cmd("rustup", &["run", nightly.trim(), "rustc", "--version"]) {
+                v.toolchains.insert("kernel rustc".into(), n);
+            }
+            if let Some(l) = cmd("bpf-linker", &["--version"]) {
+                v.toolchains.insert("bpf-linker".into(), l);
+            }
+        }
+        "libbpf-rs" => {
+            if let Some(c) = cmd("clang", &["--version"]) {
+                v.toolchains.insert("clang".into(), c);
+            }
+        }
+        _ => {}
+    }
+    // Direct dependencies as locked: `cargo tree --depth 1`.
+    if let Some(tree) = std::process::Command::new("cargo")
+        .current_dir(workspace)
+        .args(["tree", "--locked", "-p", &imp.package(), "-e", "normal,build", "--depth", "1", "--prefix", "none"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+    {
+        for line in String::from_utf8_lossy(&tree.stdout).lines().skip(1) {
+            let mut w = line.split_whitespace();
+            if let (Some(name), Some(version)) = (w.next(), w.next()) {
+                v.crates.insert(name.into(), version.trim_start_matches('v').into());
+            }
+        }
+    }
+    v
+}

@@ -1,0 +1,386 @@
+//! Test-bed pieces specific to the packetfilter use case, shared by its tests and the CLI:
+//! verdict counters from the map or a `stats` line, a running filter with handles on its
+//! program and `verdicts` map, and the conformance run over `scenarios/packetfilter/vectors.yaml`
+//! ([`conformance`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bpfeval_shared::packetfilter::abi;
+use serde_json::Value;
+
+use crate::bpf::{self, Map, Prog};
+use crate::frames;
+use crate::netns::{NetNs, VethConfig, VethPair, XdpAttachment};
+use crate::process::{Implementation, Running, TempDir};
+use crate::scenario::{Case, Vectors, Verdict};
+
+pub const USECASE: &str = "packetfilter";
+/// Kernel name of the XDP program every library loads.
+pub const PROG_NAME: &str = "packetfilter";
+/// Kernel name of the per-CPU verdict counter array.
+pub const VERDICTS_MAP: &str = "verdicts";
+
+/// The `verdicts` counters in `abi` index order (six verdicts, then `events_lost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Counters(pub [u64; abi::VERDICT_COUNT as usize]);
+
+impl Counters {
+    /// Reads the `verdicts` map (summed over CPUs).
+    pub fn from_map(map: &Map) -> Result<Counters> {
+        let mut c = Counters::default();
+        for (i, slot) in c.0.iter_mut().enumerate() {
+            *slot = map.lookup_percpu_u64_sum(&(i as u32).to_ne_bytes())?;
+        }
+        Ok(c)
+    }
+
+    /// Reads the `verdicts` object of a `stats` line.
+    pub fn from_stats(line: &Value) -> Result<Counters> {
+        let v = line.get("verdicts").ok_or_else(|| anyhow!("no `verdicts` in {line}"))?;
+        let mut c = Counters::default();
+        for (i, name) in abi::VERDICT_NAMES.iter().enumerate() {
+            c.0[i] = v[name].as_u64().ok_or_else(|| anyhow!("no counter `{name}` in {line}"))?;
+        }
+        Ok(c)
+    }
+
+    pub fn get(&self, v: Verdict) -> u64 {
+        self.0[v.index() as usize]
+    }
+
+    pub fn add(&mut self, v: Verdict, n: u64) {
+        self.0[v.index() as usize] += n;
+    }
+
+    pub fn events_lost(&self) -> u64 {
+        self.0[abi::COUNTER_EVENTS_LOST as usize]
+    }
+
+    /// Packets counted: the sum of the six verdicts.
+    pub fn packets(&self) -> u64 {
+        self.0[..abi::COUNTER_EVENTS_LOST as usize].iter().sum()
+    }
+
+    /// `self - earlier`, counter by counter (wrapping: a counter that went down shows as huge).
+    pub fn since(&self, earlier: &Counters) -> Counters {
+        let mut d = Counters::default();
+        for i in 0..d.0.len() {
+            d.0[i] = self.0[i].wrapping_sub(earlier.0[i]);
+        }
+        d
+    }
+}
+
+impl std::fmt::Display for Counters {
+    /// The non-zero counters, `drop_block=1 pass_default=2`, or `none`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = abi::VERDICT_NAMES
+            .iter()
+            .zip(self.0)
+            .filter(|(_, n)| *n != 0)
+            .map(|(name, n)| format!("{name}={}", n as i64))
+            .collect();
+        if parts.is_empty() {
+            write!(f, "none")
+        } else {
+            write!(f, "{}", parts.join(" "))
+        }
+    }
+}
+
+/// `rule_hits` of a `stats` line: config path (`rules.ipv4.block[0]`) -> packets.
+pub fn rule_hits(line: &Value) -> BTreeMap<String, u64> {
+    line["rule_hits"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|h| Some((h["rule"].as_str()?.to_string(), h["packets"].as_u64()?))).collect())
+        .unwrap_or_default()
+}
+
+/// Open handles on a running filter's program and `verdicts` map.
+#[derive(Debug)]
+pub struct Handles {
+    pub prog: Prog,
+    pub verdicts: Map,
+}
+
+/// A running packetfilter implementation, attached (its `ready` line was seen).
+#[derive(Debug)]
+pub struct Filter {
+    pub running: Running,
+    /// The implementation's pid (from `ready`).
+    pub pid: u32,
+    /// The `ready` line.
+    pub ready: Value,
+    /// Id of its `packetfilter` program.
+    pub prog_id: u32,
+    handles: Option<Handles>,
+}
+
+/// What [`Filter::stop`] saw.
+#[derive(Debug)]
+pub struct Stopped {
+    pub exit_code: i32,
+    /// The last `stats` line (printed at exit), if any.
+    pub final_stats: Option<Value>,
+    /// Whether the `exit` line came.
+    pub exit_line: bool,
+    pub stderr: String,
+}
+
+impl Filter {
+    /// Starts `imp` in `ns` on `iface` with `config`, plus `extra` flags, waits for `ready`
+    /// (at most `ready_timeout`), and opens its `packetfilter` program and `verdicts` map.
+    pub fn start(
+        imp: &Implementation,
+        ns: &NetNs,
+        iface: &str,
+        config: &Path,
+        extra: &[&str],
+        ready_timeout: Duration,
+    ) -> Result<Filter> {
+        let config = config.to_str().context("config path is not UTF-8")?;
+        let mut args = vec!["--config", config, "--iface", iface];
+        args.extend_from_slice(extra);
+        let mut running = imp.spawn(&args, Some(ns))?;
+        let pid = running.wait_ready(ready_timeout)?;
+        let ready = running.history().iter().find(|l| l.event() == "ready").map(|l| l.value.clone()).unwrap();
+        let prog = bpf::find_prog(pid, PROG_NAME).with_context(|| format!("{}: finding its program", imp.lib))?;
+        let info = prog.info()?;
+        if info.prog_type != bpf::BPF_PROG_TYPE_XDP {
+            bail!("{}: program `{PROG_NAME}` has type {}, not XDP", imp.lib, info.prog_type);
+        }
+        let verdicts = bpf::find_map_of_prog(&prog, VERDICTS_MAP)
+            .or_else(|_| bpf::find_map(pid, VERDICTS_MAP))
+            .with_context(|| format!("{}: finding its `{VERDICTS_MAP}` map", imp.lib))?;
+        let vi = verdicts.info();
+        if !vi.is_percpu() || vi.value_size != 8 || vi.max_entries < abi::VERDICT_COUNT {
+            bail!("{}: map `{VERDICTS_MAP}` is not a per-CPU array of {} u64: {vi:?}", imp.lib, abi::VERDICT_COUNT);
+        }
+        Ok(Filter { running, pid, ready, prog_id: info.id, handles: Some(Handles { prog, verdicts }) })
+    }
+
+    /// The program and map handles (until [`Filter::stop`] releases them).
+    pub fn handles(&self) -> &Handles {
+        self.handles.as_ref().expect("handles are released only by stop()")
+    }
+
+    /// The `verdicts` counters now.
+    pub fn counters(&self) -> Result<Counters> {
+        Counters::from_map(&self.handles().verdicts)
+    }
+
+    /// Waits for a `stats` line whose verdicts count at least `packets` packets.
+    pub fn wait_stats(&mut self, packets: u64, timeout: Duration) -> Result<Value> {
+        self.running.wait_for_line(&format!("a `stats` line counting {packets} packets"), timeout, |v| {
+            v["event"] == "stats" && Counters::from_stats(v).map(|c| c.packets() >= packets).unwrap_or(false)
+        })
+    }
+
+    /// Releases the handles (so the program can go away), sends SIGINT, and waits for the exit.
+    pub fn stop(&mut self, timeout: Duration) -> Result<Stopped> {
+        self.handles = None;
+        let status = self.running.stop(timeout)?;
+        let exit_code = status.code().ok_or_else(|| anyhow!("killed by a signal: {status}"))?;
+        let history = self.running.history();
+        let final_stats = history.iter().rev().find(|l| l.event() == "stats").map(|l| l.value.clone());
+        let exit_line = history.iter().any(|l| l.event() == "exit");
+        Ok(Stopped { exit_code, final_stats, exit_line, stderr: self.running.stderr() })
+    }
+}
+
+/// Waits (up to `timeout`) until the program with this id is gone; false if it stays.
+pub fn wait_prog_gone(id: u32, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while bpf::prog_exists(id) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// How long an implementation may take to attach in the conformance run.
+pub const CONFORMANCE_READY_TIMEOUT: Duration = Duration::from_secs(30);
+const CONFORMANCE_EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The interface the filter attaches to in [`test_network`].
+pub const TEST_IFACE: &str = "pf0";
+
+/// A namespace with a veth whose [`TEST_IFACE`] end a filter can attach to (the other end is
+/// `pf1`). The veth is silent (IPv6 off, no addresses), so only `BPF_PROG_TEST_RUN` moves the
+/// counters of a filter attached there.
+pub fn test_network(prefix: &str) -> Result<(NetNs, VethPair)> {
+    let ns = NetNs::new(prefix)?;
+    let cfg = VethConfig { a_name: TEST_IFACE.into(), b_name: "pf1".into(), ..Default::default() };
+    let veth = VethPair::new(&ns, &ns, &cfg)?;
+    Ok((ns, veth))
+}
+
+/// One deviation from the conformance vectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub lib: String,
+    pub case: String,
+    /// The packet vector, or `-` / `(exit)` / `(final stats)` for checks around the packets.
+    pub packet: String,
+    pub expected: String,
+    pub got: String,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {} / {}: expected {}, got {}", self.lib, self.case, self.packet, self.expected, self.got)
+    }
+}
+
+/// The outcome of [`conformance_report`].
+#[derive(Debug, Clone)]
+pub struct ConformanceReport {
+    pub cases: usize,
+    pub packets: usize,
+    pub elapsed: Duration,
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// Runs the conformance vectors against `imp`; one line per mismatch (empty: conformant).
+pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
+    Ok(conformance_report(imp)?.mismatches.iter().map(ToString::to_string).collect())
+}
+
+/// Runs every case of `scenarios/packetfilter/vectors.yaml` against `imp`.
+///
+/// Per case: the config (interface filled in) goes to a file, the implementation starts on a
+/// silent veth in its own namespace with `--stats-interval-ms 0`, and once `ready` its
+/// `packetfilter` program must be attached natively. Per packet: read `verdicts`, run the
+/// frame with `BPF_PROG_TEST_RUN`, then the XDP verdict must be the expected one, exactly the
+/// expected counter must have gone up by one, and the frame must be unchanged
+/// (`kernel_refuses` frames: the kernel must refuse them, no counter moves). After SIGINT:
+/// exit 0 with an `exit` line, the final stats' `rule_hits` equal the rules the vectors name,
+/// nothing attached, the program unloaded. Errors are for the run itself (no namespace, a bad
+/// vectors file); what an implementation does wrong is a [`Mismatch`].
+pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
+    bpf::check_privileges()?;
+    let vectors = Vectors::packetfilter()?;
+    let started = Instant::now();
+    let tmp = TempDir::new(&format!("conf-{}", imp.lib))?;
+    let (ns, veth) = test_network(&format!("conf-{}", imp.lib))?;
+    let mut mismatches = Vec::new();
+    for case in &vectors.cases {
+        if let Err(e) = conformance_case(imp, &ns, &tmp, case, &mut mismatches) {
+            mismatches.push(Mismatch {
+                lib: imp.lib.clone(),
+                case: case.name.clone(),
+                packet: "-".into(),
+                expected: "the case to run".into(),
+                got: format!("{e:#}"),
+            });
+        }
+    }
+    drop(veth);
+    drop(ns);
+    Ok(ConformanceReport {
+        cases: vectors.cases.len(),
+        packets: vectors.packet_count(),
+        elapsed: started.elapsed(),
+        mismatches,
+    })
+}
+
+fn conformance_case(
+    imp: &Implementation,
+    ns: &NetNs,
+    tmp: &TempDir,
+    case: &Case,
+    mismatches: &mut Vec<Mismatch>,
+) -> Result<()> {
+    let iface = TEST_IFACE;
+    let path = tmp.write(&format!("{}.yml", case.name), case.config_yaml(Some(iface))?)?;
+    let mut filter = Filter::start(imp, ns, iface, &path, &["--stats-interval-ms", "0"], CONFORMANCE_READY_TIMEOUT)?;
+    let mut fail = |packet: &str, expected: String, got: String| {
+        mismatches.push(Mismatch {
+            lib: imp.lib.clone(),
+            case: case.name.clone(),
+            packet: packet.into(),
+            expected,
+            got,
+        })
+    };
+    match ns.xdp(iface)? {
+        Some(XdpAttachment { mode: XdpAttachment::MODE_NATIVE, prog_ids }) if prog_ids.contains(&filter.prog_id) => {}
+        other => fail("-", format!("program {} attached natively to {iface}", filter.prog_id), format!("{other:?}")),
+    }
+
+    let mut expected_hits: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &case.packets {
+        let frame = p.frame.build()?;
+        let before = filter.counters()?;
+        let run = filter.handles().prog.test_run_xdp(&frame);
+        let delta = filter.counters()?.since(&before);
+        if p.kernel_refuses {
+            let refusal = "the kernel to refuse the frame (EINVAL)".to_string();
+            match run {
+                Err(e) if bpf::is_kernel_refusal(&e) => {}
+                Err(e) => fail(&p.name, refusal, format!("{e:#}")),
+                Ok(r) => fail(&p.name, refusal, format!("it ran: retval {} ({} bytes)", r.retval, frame.len())),
+            }
+            if delta != Counters::default() {
+                fail(&p.name, "no counter to move".into(), delta.to_string());
+            }
+            continue;
+        }
+        let r = match run {
+            Ok(r) => r,
+            Err(e) => {
+                fail(&p.name, format!("{:?}", p.expect), format!("BPF_PROG_TEST_RUN failed: {e:#}"));
+                continue;
+            }
+        };
+        if r.retval != p.expect.xdp_retval() {
+            fail(
+                &p.name,
+                format!("{:?} (XDP retval {})", p.expect, p.expect.xdp_retval()),
+                format!("XDP retval {} [frame:\n{}]", r.retval, frames::hex(&frame)),
+            );
+        }
+        let mut want = Counters::default();
+        want.add(p.verdict, 1);
+        if delta != want {
+            fail(&p.name, format!("counter {} +1 only", p.verdict.name()), format!("counters moved: {delta}"));
+        }
+        if r.data_out.as_deref() != Some(&frame[..]) {
+            fail(&p.name, "the frame unchanged".into(), "the program modified the frame".into());
+        }
+        if let Some(rule) = &p.rule {
+            *expected_hits.entry(rule.clone()).or_default() += 1;
+        }
+    }
+
+    let prog_id = filter.prog_id;
+    let stopped = filter.stop(CONFORMANCE_EXIT_TIMEOUT)?;
+    if stopped.exit_code != 0 || !stopped.exit_line {
+        fail(
+            "(exit)",
+            "exit code 0 and an `exit` line after SIGINT".into(),
+            format!("code {}, exit line {}; stderr: {}", stopped.exit_code, stopped.exit_line, stopped.stderr.trim()),
+        );
+    }
+    match &stopped.final_stats {
+        Some(stats) => {
+            let hits = rule_hits(stats);
+            if hits != expected_hits {
+                fail("(final stats)", format!("rule_hits {expected_hits:?}"), format!("{hits:?}"));
+            }
+        }
+        None => fail("(final stats)", "a final stats line".into(), "none".into()),
+    }
+    if let Some(x) = ns.xdp(iface)? {
+        fail("(exit)", format!("no XDP program on {iface}"), format!("{x:?}"));
+    }
+    if !wait_prog_gone(prog_id, Duration::from_secs(5)) {
+        fail("(exit)", format!("program {prog_id} unloaded"), "still loaded".into());
+    }
+    Ok(())
+}

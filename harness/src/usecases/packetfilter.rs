@@ -1,0 +1,223 @@
+//! packetfilter in the harness: the conformance vectors, and a bench that measures load time,
+//! verifier statistics, per-packet cost by packet class, packets per second and request latency
+//! through the filter — for each library and for two references measured the same way: an
+//! empty XDP program (the floor) and xdp-filter from xdp-tools.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use metrics::record::Row;
+
+use super::UseCase;
+use crate::bpf::{self, Prog};
+use crate::frames::FrameSpec;
+use crate::measure::{load, traffic, Ctx};
+use crate::netns::{NetNs, VethConfig, VethPair};
+use crate::packetfilter::Filter;
+use crate::process::Implementation;
+use crate::reference::XdpFilter;
+
+pub struct PacketFilter;
+
+const USECASE: &str = "packetfilter";
+const SENDER_IF: &str = "veth-s";
+const FILTER_IF: &str = "veth-f";
+const SENDER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const FILTER_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+const ECHO_PORT: u16 = 7777;
+/// Rules besides the ones the classes hit, so that the tries are not trivially small.
+const FILLER_RULES: u32 = 1000;
+
+/// The packet classes of `test_run_ns`: (class, source address, what the bench config does).
+fn classes() -> Vec<(&'static str, IpAddr)> {
+    vec![
+        ("ipv4_block", Ipv4Addr::new(10, 77, 1, 1).into()),
+        ("ipv4_allow", SENDER.into()),
+        ("ipv4_default", Ipv4Addr::new(10, 77, 2, 1).into()),
+        ("ipv6_block", Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, 1).into()),
+        ("non_ip", Ipv4Addr::UNSPECIFIED.into()),
+    ]
+}
+
+fn bench_config() -> String {
+    let mut yaml = String::from("rules:\n  ipv4:\n    default: allow\n    allow: [10.77.0.1]\n    block:\n      - 10.77.1.0/24\n");
+    for i in 0..FILLER_RULES {
+        yaml.push_str(&format!("      - 10.200.{}.{}\n", i / 250, i % 250 + 1));
+    }
+    yaml.push_str("  ipv6:\n    default: allow\n    block: [\"2001:db8:bad::/48\"]\n");
+    yaml
+}
+
+/// Sender and filter host, one veth between them. The filter host answers UDP echo.
+struct Bed {
+    sender: NetNs,
+    filter: NetNs,
+    veth: VethPair,
+}
+
+impl Bed {
+    fn new() -> Result<Bed> {
+        let sender = NetNs::new("pf-send")?;
+        let filter = NetNs::new("pf-filter")?;
+        let cfg = VethConfig {
+            a_name: SENDER_IF.into(),
+            b_name: FILTER_IF.into(),
+            a_addrs: vec![format!("{SENDER}/24")],
+            b_addrs: vec![format!("{FILTER_HOST}/24")],
+            ..Default::default()
+        };
+        let veth = VethPair::new(&sender, &filter, &cfg)?;
+        Ok(Bed { sender, filter, veth })
+    }
+
+    fn frame(&self, src: IpAddr) -> Result<Vec<u8>> {
+        let spec = if src.is_unspecified() {
+            FrameSpec { arp: Some(Default::default()), ..Default::default() }
+        } else {
+            FrameSpec::ip(src)
+        };
+        spec.with_macs(self.veth.a.mac, self.veth.b.mac).build()
+    }
+
+    /// Per-packet cost of `prog` for every class, `ctx.reps` times.
+    fn test_run_rows(&self, ctx: &Ctx, lib: &str, prog: &Prog) -> Result<Vec<Row>> {
+        let repeat = ctx.scaled(100_000, 10_000) as u32;
+        let mut rows = Vec::new();
+        for (class, src) in classes() {
+            let frame = self.frame(src)?;
+            for rep in 1..=ctx.reps {
+                let ns = load::test_run_ns(prog, &frame, repeat)?;
+                rows.push(Row::new(USECASE, lib, "test_run_ns", "ns", rep, ns).with_class(class));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Packets per second of blocked traffic as the program processed them (its `run_cnt`,
+    /// with kernel BPF statistics on), and the loader's CPU use meanwhile.
+    fn pps_rows(&self, ctx: &Ctx, lib: &str, prog: &Prog, loader: Option<u32>) -> Result<Vec<Row>> {
+        let _stats = bpf::enable_stats()?;
+        let frame = self.frame(classes()[0].1)?;
+        let count = ctx.scaled(500_000, 50_000);
+        let mut rows = Vec::new();
+        for rep in 1..=ctx.reps {
+            ctx.check_interrupted()?;
+            let before = prog.info()?.run_cnt;
+            let cpu_before = loader.map(load::cpu_time).transpose()?;
+            let (sent, took) = traffic::blast(&self.sender, SENDER_IF, &frame, count, Duration::from_secs(20))?;
+            // Frames still in flight through veth's queue are counted a moment later.
+            std::thread::sleep(Duration::from_millis(50));
+            let processed = prog.info()?.run_cnt - before;
+            ensure!(processed >= sent * 9 / 10, "{lib}: sent {sent} frames but the program ran {processed} times");
+            rows.push(Row::new(USECASE, lib, "veth_pps", "packets/s", rep, processed as f64 / took.as_secs_f64()));
+            if let (Some(pid), Some(cpu_before)) = (loader, cpu_before) {
+                let cpu = load::cpu_time(pid)? - cpu_before;
+                rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, 100.0 * cpu.as_secs_f64() / took.as_secs_f64()));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Round trips of allowed UDP requests through the filter.
+    fn latency_rows(&self, ctx: &Ctx, lib: &str) -> Result<Vec<Row>> {
+        let count = ctx.scaled(2000, 300) as u32;
+        let server = SocketAddr::new(FILTER_HOST.into(), ECHO_PORT);
+        let mut rows = Vec::new();
+        for rep in 1..=ctx.reps {
+            ctx.check_interrupted()?;
+            let (rtts, lost) = traffic::udp_echo_rtt_us(&self.sender, &self.filter, server, count)?;
+            ensure!(lost == 0, "{lib}: {lost} of {count} allowed UDP requests got no answer");
+            let mut sorted = rtts;
+            sorted.sort_by(f64::total_cmp);
+            rows.push(Row::new(USECASE, lib, "latency_p50_us", "µs", rep, metrics::stats::percentile(&sorted, 50.0)));
+            rows.push(Row::new(USECASE, lib, "latency_p99_us", "µs", rep, metrics::stats::percentile(&sorted, 99.0)));
+        }
+        Ok(rows)
+    }
+}
+
+fn write_config(ctx: &Ctx) -> Result<PathBuf> {
+    let path = ctx.out.join("inputs").join("packetfilter-bench.yml");
+    std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+    std::fs::write(&path, bench_config()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+impl UseCase for PacketFilter {
+    fn name(&self) -> &'static str {
+        USECASE
+    }
+
+    fn missing_note(&self, lib: &str) -> String {
+        match lib {
+            "redbpf" => "not implemented yet (issue #8)".into(),
+            _ => "not implemented".into(),
+        }
+    }
+
+    fn conformance(&self, _ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>> {
+        crate::packetfilter::conformance(imp)
+    }
+
+    fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
+        let lib = imp.lib.as_str();
+        let bed = Bed::new()?;
+        let config = write_config(ctx)?;
+        let args = ["--config", config.to_str().context("UTF-8 path")?, "--iface", FILTER_IF];
+        let mut rows = Vec::new();
+
+        // Load and attach, ctx.reps times: time to ready, verifier and JIT statistics, memory.
+        for rep in 1..=ctx.reps {
+            ctx.check_interrupted()?;
+            let (mut running, ms) = load::start(imp, &args, &bed.filter)?;
+            rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));
+            rows.extend(load::program_rows(imp, running.ready_pid().context("no pid in ready")?, rep)?);
+            let status = running.stop(Duration::from_secs(10))?;
+            ensure!(status.success(), "{lib} exited with {status} on SIGINT");
+        }
+
+        // One instance for the per-packet and traffic measurements.
+        let mut filter = Filter::start(imp, &bed.filter, FILTER_IF, &config, &[], load::READY_TIMEOUT)?;
+        let prog = Prog::from_id(filter.prog_id)?;
+        rows.extend(bed.test_run_rows(ctx, lib, &prog)?);
+        rows.extend(bed.pps_rows(ctx, lib, &prog, Some(filter.pid))?);
+        rows.extend(bed.latency_rows(ctx, lib)?);
+        drop(prog);
+        let stopped = filter.stop(Duration::from_secs(10))?;
+        ensure!(stopped.exit_code == 0, "{lib} exited with {} on SIGINT: {}", stopped.exit_code, stopped.stderr);
+        ensure!(bed.filter.xdp(FILTER_IF)?.is_none(), "{lib} left an XDP program attached after exit");
+        Ok(rows)
+    }
+
+    fn references(&self, ctx: &Ctx) -> Result<Vec<Row>> {
+        let bed = Bed::new()?;
+        let mut rows = Vec::new();
+
+        // The floor: programs that only return a verdict, attached by the harness itself.
+        const EMPTY: &str = "ref:empty XDP program";
+        let pass = bpf::load_constant_xdp("empty_pass", bpf::XDP_PASS)?;
+        let drop = bpf::load_constant_xdp("empty_drop", bpf::XDP_DROP)?;
+        rows.extend(bed.test_run_rows(ctx, EMPTY, &pass)?);
+        {
+            let _link = bed.filter.run_in(|| bpf::attach_xdp(&drop, bed.veth.b.ifindex))??;
+            rows.extend(bed.pps_rows(ctx, EMPTY, &drop, None)?);
+        }
+        {
+            let _link = bed.filter.run_in(|| bpf::attach_xdp(&pass, bed.veth.b.ifindex))??;
+            rows.extend(bed.latency_rows(ctx, EMPTY)?);
+        }
+
+        // xdp-filter from xdp-tools, with the addresses of the blocked classes on its deny list
+        // (it matches exact addresses, no prefixes).
+        const XDP_FILTER: &str = "ref:xdp-filter";
+        let blocked: Vec<IpAddr> = classes().into_iter().filter(|(c, _)| c.ends_with("_block")).map(|(_, a)| a).collect();
+        let xf = XdpFilter::load(&bed.filter, FILTER_IF, &blocked)?;
+        let prog = xf.prog()?;
+        rows.extend(bed.test_run_rows(ctx, XDP_FILTER, &prog)?);
+        rows.extend(bed.pps_rows(ctx, XDP_FILTER, &prog, None)?);
+        rows.extend(bed.latency_rows(ctx, XDP_FILTER)?);
+        Ok(rows)
+    }
+}
