@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use aya::maps::lpm_trie::Key;
-use aya::maps::{Array, LpmTrie, Map, MapData, MapError, PerCpuArray, RingBuf};
+use aya::maps::{Array, LpmTrie, Map, MapData, MapError, PerCpuArray, PerCpuValues, RingBuf};
+use aya::util::nr_cpus;
 use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::sys::SyscallError;
@@ -117,6 +118,11 @@ impl Backend for AyaFilter {
 
     fn rule_hits(&self, rule: u32) -> Result<u64> {
         Ok(self.rule_hits.get(&rule, 0)?.iter().sum())
+    }
+
+    fn clear_rule_hits(&mut self, rule: u32) -> Result<()> {
+        let zeros = PerCpuValues::try_from(vec![0u64; nr_cpus().map_err(|(_, e)| e)?])?;
+        Ok(self.rule_hits.set(rule, zeros, 0)?)
     }
 
     fn attach(&mut self, ifindex: u32, mode: Mode) -> Result<()> {

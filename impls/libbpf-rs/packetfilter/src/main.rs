@@ -105,6 +105,11 @@ impl Backend for LibbpfFilter {
         percpu_sum(&self.skel.maps.rule_hits, rule)
     }
 
+    fn clear_rule_hits(&mut self, rule: u32) -> Result<()> {
+        let zeros = vec![vec![0u8; 8]; libbpf_rs::num_possible_cpus()?];
+        Ok(self.skel.maps.rule_hits.update_percpu(&rule.to_ne_bytes(), &zeros, MapFlags::ANY)?)
+    }
+
     fn attach(&mut self, ifindex: u32, mode: XdpMode) -> Result<()> {
         // `Program::attach_xdp` makes a bpf_link too, but passes no mode flags (the kernel then
         // silently falls back to generic XDP where the driver has no native support). To get

@@ -30,6 +30,8 @@ pub trait Backend {
     fn verdicts(&self) -> Result<Vec<u64>>;
     /// One `rule_hits` counter, summed over CPUs.
     fn rule_hits(&self, rule: u32) -> Result<u64>;
+    /// Zeroes one `rule_hits` counter on every CPU.
+    fn clear_rule_hits(&mut self, rule: u32) -> Result<()>;
     fn attach(&mut self, ifindex: u32, mode: XdpMode) -> Result<()>;
     /// Waits at most `timeout` for ring buffer records and hands each one to `sink`.
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()>;
@@ -83,7 +85,7 @@ fn serve<B: Backend>(lib: &str, cli: &Cli, load: impl FnOnce(&LoadParams) -> Res
 
     let mut backend = load(&LoadParams { capacity }).context("loading the BPF program")?;
     let mut filter = Filter { capacity, log_every, generation: 0, rules: config.rules };
-    filter.install(&mut backend, 0)?;
+    filter.install(&mut backend, 0, true)?;
     backend.set_generation(0)?;
     backend.attach(ifindex, cli.xdp_mode).with_context(|| format!("attaching XDP to {iface}"))?;
     output::ready(
@@ -133,9 +135,13 @@ impl Filter {
         generation * self.capacity + index as u32
     }
 
-    /// Writes `self.rules` into `generation` (not yet active) and its settings.
-    fn install(&self, backend: &mut impl Backend, generation: u32) -> Result<()> {
+    /// Writes `self.rules` into `generation` (not yet active) and its settings. Rule ids of a
+    /// generation are reused every other reload, so their counters start again from zero.
+    fn install(&self, backend: &mut impl Backend, generation: u32, fresh_maps: bool) -> Result<()> {
         for (i, rule) in self.rules.rules.iter().enumerate() {
+            if !fresh_maps {
+                backend.clear_rule_hits(self.rule_id(generation, i))?;
+            }
             write_rule(backend, generation, rule.list.abi(), &rule.net, Some(self.rule_id(generation, i)))
                 .with_context(|| format!("inserting {} ({})", rule.field, rule.net))?;
         }
@@ -173,7 +179,7 @@ impl Filter {
         };
         let next = 1 - self.generation;
         let old = std::mem::replace(&mut self.rules, config.rules);
-        if let Err(e) = self.install(backend, next) {
+        if let Err(e) = self.install(backend, next, false) {
             // Keep filtering with the old set; clear what was written of the new one.
             let new = std::mem::replace(&mut self.rules, old);
             let _ = Self::remove(&new, backend, next);
