@@ -82,16 +82,16 @@ pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Impl
             .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").trim().to_string())
     };
     if let Some(rustc) = cmd("rustc", &["--version"]) {
-        v.toolchains.insert("rustc".into(), rustc);
+        v.toolchains.insert("rustc".into(), rustc.trim_start_matches("rustc ").into());
     }
     match imp.lib.as_str() {
         "aya" => {
             let nightly = std::fs::read_to_string(workspace.join("impls/aya/nightly-toolchain")).unwrap_or_default();
             if let Some(n) = cmd("rustup", &["run", nightly.trim(), "rustc", "--version"]) {
-                v.toolchains.insert("kernel rustc".into(), n);
+                v.toolchains.insert("rustc (kernel side)".into(), n.trim_start_matches("rustc ").into());
             }
             if let Some(l) = cmd("bpf-linker", &["--version"]) {
-                v.toolchains.insert("bpf-linker".into(), l);
+                v.toolchains.insert("bpf-linker".into(), l.trim_start_matches("bpf-linker ").into());
             }
         }
         "libbpf-rs" => {
