@@ -24,10 +24,12 @@ run: setup build
 	cargo run $(CARGO_FLAGS) -p harness -- run all
 
 # Unit tests, the shared conformance suite and the end-to-end tests, against the release
-# binaries in target/impls (they load real programs: run as root).
+# binaries in target/impls (they load real programs: run as root); the Vagrantfiles; and one
+# quick harness run end to end, whose report lands in target/ci-report.
 test: setup build
 	cargo test $(CARGO_FLAGS)
 	vagrant/test.sh
+	cargo run $(CARGO_FLAGS) -p harness -- run packetfilter --quick --quiet --out target/ci-report
 
 clean:
 	cargo clean

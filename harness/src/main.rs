@@ -29,6 +29,8 @@ enum Cmd {
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
     Clean,
+    /// Repository metrics of library clones (see scripts/repo-metrics/README.md).
+    RepoMetrics(repo_metrics::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         }),
         Cmd::Compare { a, b } => cmd::compare(&a, &b),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
+        Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Clean => cmd::clean::run().map(|removed| {
             if removed.is_empty() {
                 println!("nothing to clean");

@@ -9,6 +9,7 @@
 //! [`Capture::start`]); everything else on the link is ignored, so the capture never mistakes a
 //! stray frame for one of the test's. Traffic stays on the test's own veth pairs.
 
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -177,4 +178,73 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
         return None;
     }
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Sends `frame` up to `count` times (or until `max` elapsed) out of `ifname` in `ns`, as fast
+/// as the link takes them. Returns how many were sent and how long it took.
+pub fn blast(ns: &NetNs, ifname: &str, frame: &[u8], count: u64, max: Duration) -> Result<(u64, Duration)> {
+    let (mut tx, _rx) = channel(ns, ifname, Duration::from_millis(10))?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < count {
+        match tx.send_to(frame, None) {
+            Some(Ok(())) => sent += 1,
+            // The socket buffer is full: the receiving side is the bottleneck, which is what
+            // is being measured; try again.
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => std::thread::yield_now(),
+            Some(Err(e)) => return Err(e).context("sending a frame"),
+            None => bail!("sending on {ifname}: no room in the write buffer"),
+        }
+        if sent.is_multiple_of(1024) && started.elapsed() > max {
+            break;
+        }
+    }
+    Ok((sent, started.elapsed()))
+}
+
+/// Round-trip times in microseconds of `count` UDP requests from `client_ns` to an echo server
+/// at `server` in `server_ns`. A request without an answer within a second counts as lost.
+pub fn udp_echo_rtt_us(client_ns: &NetNs, server_ns: &NetNs, server: SocketAddr, count: u32) -> Result<(Vec<f64>, u32)> {
+    let socket = server_ns.run_in(move || UdpSocket::bind(server))??;
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_server = stop.clone();
+    let server_thread = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        while !stop_server.load(Ordering::Relaxed) {
+            if let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let _ = socket.send_to(&buf[..n], from);
+            }
+        }
+    });
+    let result = client_ns.run_in(move || -> Result<(Vec<f64>, u32)> {
+        let client = UdpSocket::bind(if server.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" })?;
+        client.connect(server)?;
+        client.set_read_timeout(Some(Duration::from_secs(1)))?;
+        let mut rtts = Vec::with_capacity(count as usize);
+        let mut lost = 0;
+        let mut buf = [0u8; 64];
+        for seq in 0..count {
+            let started = Instant::now();
+            client.send(&seq.to_be_bytes())?;
+            // Skip stale answers to requests that already timed out.
+            loop {
+                match client.recv(&mut buf) {
+                    Ok(4) if buf[..4] == seq.to_be_bytes() => {
+                        rtts.push(started.elapsed().as_secs_f64() * 1e6);
+                        break;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => {
+                        lost += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok((rtts, lost))
+    });
+    stop.store(true, Ordering::Relaxed);
+    let _ = server_thread.join();
+    result?
 }

@@ -2,13 +2,14 @@
 
 pub mod build;
 pub mod load;
-pub mod traffic;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::process::Implementation;
 
@@ -20,6 +21,8 @@ pub struct Ctx {
     pub quick: bool,
     quiet: bool,
     interrupted: Arc<AtomicBool>,
+    /// The spinner of the step in progress (none with `--quiet`).
+    spinner: Mutex<Option<ProgressBar>>,
 }
 
 impl Ctx {
@@ -31,7 +34,7 @@ impl Ctx {
             signal_hook::flag::register(sig, interrupted.clone())?;
         }
         let reps = if quick { reps.min(3) } else { reps }.max(1);
-        Ok(Ctx { workspace: workspace.into(), out: out.into(), reps, quick, quiet, interrupted })
+        Ok(Ctx { workspace: workspace.into(), out: out.into(), reps, quick, quiet, interrupted, spinner: Mutex::new(None) })
     }
 
     pub fn check_interrupted(&self) -> Result<()> {
@@ -50,16 +53,29 @@ impl Ctx {
         }
     }
 
-    /// A step of the run, on stderr (progress goes there so stdout stays the report's paths).
+    /// Starts a step of the run: a spinner with the elapsed time on stderr, or with `--quiet`
+    /// one plain line (for CI logs). The previous step's spinner is left as a finished line.
     pub fn step(&self, what: &str) {
+        let mut spinner = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(done) = spinner.take() {
+            done.finish();
+        }
         if self.quiet {
             eprintln!("harness: {what}");
-        } else {
-            eprintln!("\x1b[1m==>\x1b[0m {what}");
+            return;
         }
+        let bar = ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} [{elapsed:>4}] {msg}").expect("valid template"))
+            .with_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        *spinner = Some(bar);
     }
 
+    /// A result line on stdout, after the last step's spinner.
     pub fn say(&self, what: &str) {
+        if let Some(done) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            done.finish();
+        }
         println!("{what}");
     }
 

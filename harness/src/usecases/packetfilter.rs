@@ -13,11 +13,12 @@ use metrics::record::Row;
 use super::UseCase;
 use crate::bpf::{self, Prog};
 use crate::frames::FrameSpec;
-use crate::measure::{load, traffic, Ctx};
+use crate::measure::{load, Ctx};
 use crate::netns::{NetNs, VethConfig, VethPair};
 use crate::packetfilter::Filter;
 use crate::process::Implementation;
 use crate::reference::XdpFilter;
+use crate::traffic;
 
 pub struct PacketFilter;
 
@@ -31,7 +32,7 @@ const ECHO_PORT: u16 = 7777;
 const FILLER_RULES: u32 = 1000;
 
 /// The packet classes of `test_run_ns`: (class, source address, what the bench config does).
-fn classes() -> Vec<(&'static str, IpAddr)> {
+pub fn classes() -> Vec<(&'static str, IpAddr)> {
     vec![
         ("ipv4_block", Ipv4Addr::new(10, 77, 1, 1).into()),
         ("ipv4_allow", SENDER.into()),
@@ -51,14 +52,14 @@ fn bench_config() -> String {
 }
 
 /// Sender and filter host, one veth between them. The filter host answers UDP echo.
-struct Bed {
-    sender: NetNs,
-    filter: NetNs,
-    veth: VethPair,
+pub struct Bed {
+    pub sender: NetNs,
+    pub filter: NetNs,
+    pub veth: VethPair,
 }
 
 impl Bed {
-    fn new() -> Result<Bed> {
+    pub fn new() -> Result<Bed> {
         let sender = NetNs::new("pf-send")?;
         let filter = NetNs::new("pf-filter")?;
         let cfg = VethConfig {
@@ -72,7 +73,8 @@ impl Bed {
         Ok(Bed { sender, filter, veth })
     }
 
-    fn frame(&self, src: IpAddr) -> Result<Vec<u8>> {
+    /// The frame of a class, addressed across the bed's veth.
+    pub fn frame(&self, src: IpAddr) -> Result<Vec<u8>> {
         let spec = if src.is_unspecified() {
             FrameSpec { arp: Some(Default::default()), ..Default::default() }
         } else {
@@ -82,6 +84,12 @@ impl Bed {
     }
 
     /// Per-packet cost of `prog` for every class, `ctx.reps` times.
+    /// Starts `imp` on the filter host with the bench configuration, written into `dir`.
+    pub fn start(&self, imp: &Implementation, dir: &std::path::Path) -> Result<Filter> {
+        let config = write_config(dir)?;
+        Filter::start(imp, &self.filter, FILTER_IF, &config, &[], load::READY_TIMEOUT)
+    }
+
     fn test_run_rows(&self, ctx: &Ctx, lib: &str, prog: &Prog) -> Result<Vec<Row>> {
         let repeat = ctx.scaled(100_000, 10_000) as u32;
         let mut rows = Vec::new();
@@ -138,8 +146,8 @@ impl Bed {
     }
 }
 
-fn write_config(ctx: &Ctx) -> Result<PathBuf> {
-    let path = ctx.out.join("inputs").join("packetfilter-bench.yml");
+fn write_config(dir: &std::path::Path) -> Result<PathBuf> {
+    let path = dir.join("inputs").join("packetfilter-bench.yml");
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
     std::fs::write(&path, bench_config()).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
@@ -164,7 +172,7 @@ impl UseCase for PacketFilter {
     fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
         let lib = imp.lib.as_str();
         let bed = Bed::new()?;
-        let config = write_config(ctx)?;
+        let config = write_config(&ctx.out)?;
         let args = ["--config", config.to_str().context("UTF-8 path")?, "--iface", FILTER_IF];
         let mut rows = Vec::new();
 
@@ -179,7 +187,7 @@ impl UseCase for PacketFilter {
         }
 
         // One instance for the per-packet and traffic measurements.
-        let mut filter = Filter::start(imp, &bed.filter, FILTER_IF, &config, &[], load::READY_TIMEOUT)?;
+        let mut filter = bed.start(imp, &ctx.out)?;
         let prog = Prog::from_id(filter.prog_id)?;
         rows.extend(bed.test_run_rows(ctx, lib, &prog)?);
         rows.extend(bed.pps_rows(ctx, lib, &prog, Some(filter.pid))?);

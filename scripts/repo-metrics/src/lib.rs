@@ -215,3 +215,20 @@ mod tests {
         assert!(parse_named("aya").is_err() && parse_named("=/x").is_err() && parse_named("aya=").is_err());
     }
 }
+
+/// The whole command (also `harness repo-metrics`): compute, write the files, print a summary.
+pub fn run_cli(args: &Args) -> Result<()> {
+    let opts = args.options()?;
+    let report = run(&opts)?;
+    for lib in &report.libraries {
+        let score = lib.score.map_or("-".to_string(), |s| format!("{s:.2}"));
+        println!(
+            "{}: {} commits, {} contributors, {:.2} files/commit, score {score}",
+            lib.name, lib.commits.commits, lib.commits.contributors, lib.commits.files_per_commit
+        );
+    }
+    for f in report_files(&opts.out) {
+        println!("wrote {}", f.display());
+    }
+    Ok(())
+}

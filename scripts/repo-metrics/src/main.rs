@@ -12,18 +12,5 @@ struct Cli {
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    let opts = cli.args.options()?;
-    let report = repo_metrics::run(&opts)?;
-    for lib in &report.libraries {
-        let score = lib.score.map_or("-".to_string(), |s| format!("{s:.2}"));
-        println!(
-            "{}: {} commits, {} contributors, {:.2} files/commit, score {score}",
-            lib.name, lib.commits.commits, lib.commits.contributors, lib.commits.files_per_commit
-        );
-    }
-    for f in repo_metrics::report_files(&opts.out) {
-        println!("wrote {}", f.display());
-    }
-    Ok(())
+    repo_metrics::run_cli(&Cli::parse().args)
 }
