@@ -11,9 +11,12 @@ struct Check {
     fix: &'static str,
 }
 
+/// What a command printed, if it ran and printed something (`xdp-filter load --version`
+/// prints its version and exits 1).
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() || !text.is_empty()).then_some(text)
 }
 
 fn mounted(fstype: &str, at: &str) -> bool {
@@ -71,7 +74,7 @@ pub fn run(workspace: &Path) -> bool {
         },
         tool("clang", "clang", &["--version"], "make setup (apt: clang)"),
         tool("bpftool", "bpftool", &["version"], "make setup (apt: bpftool)"),
-        tool("xdp-filter (reference)", "xdp-filter", &["--version"], "make setup (apt: xdp-tools)"),
+        tool("xdp-filter (reference)", "xdp-filter", &["load", "--version"], "make setup (apt: xdp-tools)"),
         tool("bpf-linker", "bpf-linker", &["--version"], "make setup (cargo install bpf-linker)"),
         tool("Aya nightly", "rustup", &["run", nightly, "rustc", "--version"], "make setup (rustup toolchain install)"),
         tool("qemu (VM guest)", "qemu-system-x86_64", &["--version"], "make setup (apt: qemu-system-x86)"),
