@@ -10,5 +10,6 @@ pub mod error;
 pub mod output;
 pub mod packetfilter;
 pub mod signals;
+pub mod yaml;
 
 pub use error::InputError;

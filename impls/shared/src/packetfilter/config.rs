@@ -109,14 +109,16 @@ impl Ruleset {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Self, InputError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError::in_file(path, "", format!("cannot read: {e}")))?;
-        Self::parse(&text, path)
+        let (raw, _) = crate::yaml::load(path)?;
+        Self::validate(raw, path)
     }
 
     /// Parses `text`; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, InputError> {
-        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
+        Self::validate(crate::yaml::parse(text, path)?, path)
+    }
+
+    fn validate(raw: RawConfig, path: &Path) -> Result<Self, InputError> {
         let mut rules = Ruleset::default();
         let mut seen: HashMap<(Family, ListKind, IpNet), String> = HashMap::new();
         for (family, raw_family) in [(Family::V4, raw.rules.ipv4), (Family::V6, raw.rules.ipv6)] {
@@ -167,15 +169,6 @@ fn parse_entry(value: &serde_yaml::Value, family: Family) -> Result<IpNet, Strin
         return Err(format!("`{text}` has host bits set; did you mean {}?", net.trunc()));
     }
     Ok(net)
-}
-
-/// serde_yaml says where (`rules.ipv4: unknown field ...`); keep its path as the field.
-fn yaml_error(path: &Path, e: &serde_yaml::Error) -> InputError {
-    let msg = e.to_string();
-    match msg.split_once(": ") {
-        Some((field, reason)) if !field.contains(' ') && !field.is_empty() => InputError::in_file(path, field, reason),
-        _ => InputError::in_file(path, "", format!("invalid YAML: {msg}")),
-    }
 }
 
 #[cfg(test)]
