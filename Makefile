@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Every implementation, as <usecase>-<lib>; each is a cargo package of that name.
-IMPLS := packetfilter-aya packetfilter-libbpf-rs
+IMPLS := packetfilter-aya packetfilter-libbpf-rs loadbalancer-aya loadbalancer-libbpf-rs jittergen-aya jittergen-libbpf-rs comtrace-aya comtrace-libbpf-rs lsmbpf-aya lsmbpf-libbpf-rs
 IMPLS_DIR := target/impls
 CARGO_FLAGS := --release --locked
 
@@ -19,6 +19,17 @@ build:
 	@mkdir -p $(IMPLS_DIR)
 	@for i in $(IMPLS); do install -m 0755 target/release/$$i $(IMPLS_DIR)/$$i; done
 	@echo "built: $(addprefix $(IMPLS_DIR)/,$(IMPLS))"
+
+# RedBPF implementations: their own workspace, toolchain (impls/redbpf/rust-toolchain: Rust 1.59)
+# and vendored crates (offline), set up by impls/redbpf/setup.sh; see impls/redbpf/README.md.
+REDBPF_IMPLS := packetfilter-redbpf
+.PHONY: build-redbpf
+build: build-redbpf
+build-redbpf:
+	cd impls/redbpf && cargo build $(CARGO_FLAGS) --offline $(addprefix -p ,$(REDBPF_IMPLS))
+	@mkdir -p $(IMPLS_DIR)
+	@for i in $(REDBPF_IMPLS); do install -m 0755 impls/redbpf/target/release/$$i $(IMPLS_DIR)/$$i; done
+	@echo "built: $(addprefix $(IMPLS_DIR)/,$(REDBPF_IMPLS))"
 
 run: setup build
 	cargo run $(CARGO_FLAGS) -p harness -- run all

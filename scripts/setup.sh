@@ -25,6 +25,8 @@ APT_PACKAGES=(
   fonts-dejavu-core
   # the thesis' VM workflow: vagrant/test.sh validates every Vagrantfile
   vagrant vagrant-libvirt
+  # RedBPF (impls/redbpf/setup.sh): cargo-bpf links LLVM 13, redbpf-probes runs bindgen over the 6.1 headers
+  llvm-13-dev clang-13 libclang-13-dev llvm-13 linux-headers-amd64 patch
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -51,6 +53,8 @@ if [[ "$(bpf-linker --version 2>/dev/null)" != *"$BPF_LINKER_VERSION"* ]]; then
   log "installing bpf-linker $BPF_LINKER_VERSION"
   cargo install bpf-linker --version "$BPF_LINKER_VERSION" --locked --force
 fi
+# RedBPF: Rust 1.59, LLVM 13, 6.1 headers, cargo-bpf, vendored crates, patched redbpf.
+impls/redbpf/setup.sh
 
 # --- Kernel file systems BPF needs -----------------------------------------------------------
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

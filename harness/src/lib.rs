@@ -9,6 +9,7 @@
 //! * [`scenario`]: scenario files (`scenarios/packetfilter/vectors.yaml`) and the reference
 //!   model of the packetfilter policy.
 //! * [`traffic`]: raw frames on a veth inside a namespace: send, and capture what arrives.
+//! * [`vm`]: the VM guest runner (Debian 6.1 under qemu TCG) for what the host kernel lacks.
 //! * [`packetfilter`]: packetfilter-specific helpers (verdict counters, a running filter, the
 //!   conformance run).
 //!
@@ -16,7 +17,11 @@
 //! [`usecases`] (written with the CLI).
 
 pub mod bpf;
+pub mod comtrace;
 pub mod frames;
+pub mod jittergen;
+pub mod loadbalancer;
+pub mod lsmbpf;
 pub mod measure;
 pub mod netns;
 pub mod packetfilter;
@@ -25,3 +30,4 @@ pub mod reference;
 pub mod scenario;
 pub mod traffic;
 pub mod usecases;
+pub mod vm;

@@ -251,3 +251,23 @@ fn million_rules_aya() {
 fn million_rules_libbpf_rs() {
     million_rules("libbpf-rs");
 }
+
+#[test]
+fn conformance_redbpf() {
+    conformance("redbpf");
+}
+
+#[test]
+fn reload_rule_hits_redbpf() {
+    reload_rule_hits("redbpf");
+}
+
+#[test]
+fn reload_bad_config_redbpf() {
+    reload_bad_config("redbpf");
+}
+
+#[test]
+fn million_rules_redbpf() {
+    million_rules("redbpf");
+}

@@ -496,3 +496,8 @@ fn e2e_aya() {
 fn e2e_libbpf_rs() {
     e2e("libbpf-rs");
 }
+
+#[test]
+fn e2e_redbpf() {
+    e2e("redbpf");
+}

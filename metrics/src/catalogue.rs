@@ -67,6 +67,8 @@ pub const CATALOGUE: &[Metric] = &[
     m("dep_crates", "crates", Lower, "dependencies", "Crates in the user-space dependency tree"),
     m("build_cold_s", "s", Lower, "build_time", "Build time from a clean target directory"),
     m("build_warm_s", "s", Lower, "build_time", "Rebuild time after touching one source file"),
+    m("toolchain_build_s", "s", Lower, "toolchain_time", "One-time build of the library's own build tool from a clean target directory (RedBPF: cargo-bpf 2.3.0 with LLVM 13)"),
+    m("toolchain_vendor_s", "s", Lower, "toolchain_time", "One-time resolving and vendoring of crates the pinned old toolchain cannot fetch itself (RedBPF)"),
     m("obj_bytes", "bytes", Lower, "object_size", "Size of the BPF object file"),
     m("bin_bytes", "bytes", Lower, "binary_size", "Size of the stripped loader binary"),
     m("load_attach_ms", "ms", Lower, "load_time", "Time from loader start until programs are loaded and attached"),
@@ -80,6 +82,27 @@ pub const CATALOGUE: &[Metric] = &[
     m("conn_per_s", "conn/s", Higher, "connections", "Connections per second completed"),
     m("latency_p50_us", "µs", Lower, "latency", "Median round-trip latency"),
     m("latency_p99_us", "µs", Lower, "latency", "99th percentile round-trip latency"),
+    // loadbalancer: connections through the balancer (compare with ref:direct to one backend).
+    m("conn_latency_p50_us", "µs", Lower, "conn_latency", "Median time from connect() to the first answer, one connection at a time"),
+    m("conn_latency_p99_us", "µs", Lower, "conn_latency", "99th percentile time from connect() to the first answer"),
+    m("spread_max_dev_pct", "%", Lower, "spread", "Largest deviation of a backend's share of connections from its weight's share"),
+    m("conns_moved_pct", "%", Lower, "conns_moved", "Open connections that changed backend or broke across a change (class = the change)"),
+    // jittergen on the wire (VM guest): compare with `ref:configured`, not lower or higher.
+    m("wire_drop_pct", "%", Lower, "wire_share", "Share of a stream's packets lost on the wire (jittergen: compare with ref:configured and ref:netem)"),
+    m("wire_reorder_pct", "%", Lower, "wire_share", "Share of a stream's packets that arrived after a later-sent one (compare with ref:configured and ref:netem)"),
+    m("wire_delay_p50_ms", "ms", Lower, "wire_delay", "Median one-way delay of a stream (compare with ref:configured and ref:netem)"),
+    m("wire_delay_p99_ms", "ms", Lower, "wire_delay", "99th percentile one-way delay of a stream (compare with ref:configured and ref:netem)"),
+    // lsmbpf (VM guest): decisions per case, and a cost ratio measured in one guest (TCG times are emulated).
+    m("decision_pass", "bool", Higher, "decisions", "1 when a chroot case got the decision the policy demands (lsmbpf decision matrix, class = case)"),
+    m("chroot_cost_ratio", "×", Lower, "syscall_overhead", "Cost of chroot(\"/\") with the program attached over without, in the same VM guest"),
+    m("attach_ms", "ms", Lower, "load_time", "Time to attach the loaded program (the loader's own measurement)"),
+    // comtrace: a tracer's cost to the traced workload and how completely it reports.
+    m("conn_overhead_pct", "%", Lower, "conn_overhead", "Connections per second lost to the attached tracer, relative to the same workload without it"),
+    m("events_lost", "records", Lower, "record_loss", "Records the kernel could not deliver (ring buffer full), by offered connection rate (class)"),
+    m("conns_missing", "records", Lower, "record_loss", "Sockets of the workload without a record, by offered connection rate (class)"),
+    m("record_latency_p50_us", "µs", Lower, "record_latency", "Median time from a connection's close in the kernel to its record read by the harness (1000 conn/s)"),
+    m("record_latency_p99_us", "µs", Lower, "record_latency", "99th percentile time from a connection's close in the kernel to its record read by the harness (1000 conn/s)"),
+    m("prog_run_ns", "ns", Lower, "prog_cost", "Mean run time per program invocation under load (kernel BPF statistics, run_time_ns / run_cnt)"),
 ];
 
 /// The use cases and libraries under study, in report order; others sort after them by name.

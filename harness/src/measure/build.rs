@@ -1,6 +1,9 @@
 //! Source and build metrics of one implementation: lines of code, dependency count, cold and
 //! warm build time in the implementation's own target directory, BPF object and loader size.
+//! RedBPF's implementations build in their own workspace with their own toolchain ([`Cargo`]),
+//! and its toolchain's one-time cost is recorded on lines of its own.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -21,15 +24,20 @@ pub struct Built {
 pub fn source(workspace: &Path, imp: &Implementation) -> Result<Vec<Row>> {
     let dir = imp.source_dir(workspace);
     let mut rows = metrics::loc::count(&dir)?.rows(&imp.usecase, &imp.lib);
-    rows.push(Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, dep_crates(workspace, &imp.package())? as f64));
+    let mut crates = dep_crates(&Cargo::of(workspace, &imp.lib)?, &imp.package())?;
+    if imp.lib == REDBPF {
+        // Its loader embeds bpfeval-shared, built in the root workspace (impls/redbpf/shared).
+        crates.extend(dep_crates(&Cargo::root(workspace), REDBPF_LIFECYCLE)?);
+    }
+    rows.push(Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, crates.len() as f64));
     Ok(rows)
 }
 
-/// Distinct crates (name and version) in the package's normal and build dependency tree,
-/// the package itself excluded. Build dependencies count: they are what a user compiles.
-fn dep_crates(workspace: &Path, package: &str) -> Result<usize> {
-    let out = Command::new("cargo")
-        .current_dir(workspace)
+/// Distinct crates (by name) in the package's normal and build dependency tree, the package
+/// itself excluded. Build dependencies count: they are what a user compiles.
+fn dep_crates(cargo: &Cargo, package: &str) -> Result<BTreeSet<String>> {
+    let out = cargo
+        .command()
         .args(["tree", "--locked", "-p", package, "-e", "normal,build", "--prefix", "none", "--no-dedupe"])
         .output()
         .context("running cargo tree")?;
@@ -37,18 +45,57 @@ fn dep_crates(workspace: &Path, package: &str) -> Result<usize> {
         bail!("cargo tree -p {package}: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut crates: Vec<&str> = text
+    Ok(text
         .lines()
-        .filter_map(|l| {
-            let mut words = l.split_whitespace();
-            Some((words.next()?, words.next()?))
-        })
-        .filter(|(name, _)| *name != package)
-        .map(|(name, _)| name)
-        .collect();
-    crates.sort_unstable();
-    crates.dedup();
-    Ok(crates.len())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != package)
+        .map(String::from)
+        .collect())
+}
+
+/// The library whose implementations build in a workspace of their own, `impls/redbpf`, with
+/// the toolchain named in its `rust-toolchain` file and crates vendored by its setup.sh.
+const REDBPF: &str = "redbpf";
+/// bpfeval-shared as a shared object, which every RedBPF loader embeds.
+const REDBPF_LIFECYCLE: &str = "bpfeval-shared-lifecycle";
+
+/// Where and with which toolchain an implementation's package builds: the root workspace with
+/// its toolchain, or RedBPF's own.
+pub(crate) struct Cargo {
+    dir: PathBuf,
+    /// `+toolchain` and flags for RedBPF (whose builds are offline, from vendored crates).
+    toolchain: Option<String>,
+}
+
+impl Cargo {
+    fn root(workspace: &Path) -> Cargo {
+        Cargo { dir: workspace.to_path_buf(), toolchain: None }
+    }
+
+    pub(crate) fn of(workspace: &Path, lib: &str) -> Result<Cargo> {
+        if lib != REDBPF {
+            return Ok(Cargo::root(workspace));
+        }
+        let dir = workspace.join("impls").join(REDBPF);
+        let file = dir.join("rust-toolchain");
+        let toolchain = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        Ok(Cargo { dir, toolchain: Some(toolchain.trim().to_string()) })
+    }
+
+    /// `cargo` in the workspace directory (`cargo +<toolchain> --offline` for RedBPF).
+    pub(crate) fn command(&self) -> Command {
+        let mut cargo = Command::new("cargo");
+        cargo.current_dir(&self.dir);
+        if let Some(toolchain) = &self.toolchain {
+            cargo.arg(format!("+{toolchain}")).arg("--offline");
+        }
+        cargo
+    }
+
+    /// The target directory `make build` fills.
+    fn default_target(&self) -> PathBuf {
+        self.dir.join("target")
+    }
 }
 
 /// Cold build in the implementation's own, emptied target directory, then `reps` warm rebuilds
@@ -57,17 +104,21 @@ fn dep_crates(workspace: &Path, package: &str) -> Result<usize> {
 pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     let workspace = ctx.workspace.as_path();
     let (u, l) = (imp.usecase.as_str(), imp.lib.as_str());
+    let cargo = Cargo::of(workspace, l)?;
     let mut rows = Vec::new();
     let target = if ctx.quick {
-        workspace.join("target")
+        cargo.default_target()
     } else {
         let target = ctx.target_root().join(imp.package());
         if target.exists() {
             std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
         }
-        rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(workspace, &target, &imp.package())?));
+        rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(&cargo, &target, &imp.package())?));
         target
     };
+    if l == REDBPF {
+        rows.extend(redbpf_toolchain(ctx, u)?);
+    }
 
     let kernel = kernel_sources(&imp.source_dir(workspace))?;
     for rep in 1..=ctx.reps {
@@ -75,7 +126,7 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
         for file in &kernel {
             touch(file)?;
         }
-        rows.push(Row::new(u, l, "build_warm_s", "s", rep, cargo_build(workspace, &target, &imp.package())?));
+        rows.push(Row::new(u, l, "build_warm_s", "s", rep, cargo_build(&cargo, &target, &imp.package())?));
     }
 
     let binary = target.join("release").join(imp.package());
@@ -84,10 +135,10 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     Ok(Built { binary, rows })
 }
 
-fn cargo_build(workspace: &Path, target: &Path, package: &str) -> Result<f64> {
+fn cargo_build(cargo: &Cargo, target: &Path, package: &str) -> Result<f64> {
     let started = Instant::now();
-    let out = Command::new("cargo")
-        .current_dir(workspace)
+    let out = cargo
+        .command()
         .env("CARGO_TARGET_DIR", target)
         .args(["build", "--release", "--locked", "-p", package])
         .output()
@@ -99,6 +150,47 @@ fn cargo_build(workspace: &Path, target: &Path, package: &str) -> Result<f64> {
         bail!("cargo build -p {package} failed:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
     }
     Ok(secs)
+}
+
+/// What RedBPF's toolchain costs before its first build, as lines of their own: the cold build
+/// of cargo-bpf 2.3.0 with LLVM 13 (`toolchain_build_s`; in a fresh target directory, or with
+/// `--quick` as impls/redbpf/setup.sh timed it), and the resolving and vendoring of its crates
+/// (`toolchain_vendor_s`, as setup.sh timed it: a repeat here would find everything cached).
+fn redbpf_toolchain(ctx: &Ctx, usecase: &str) -> Result<Vec<Row>> {
+    let dir = ctx.workspace.join("impls").join(REDBPF);
+    let recorded = |name: &str| -> Option<f64> {
+        std::fs::read_to_string(dir.join("target/toolchain-cost").join(name)).ok()?.trim().parse().ok()
+    };
+    let mut rows = Vec::new();
+    // Measured once per run: every RedBPF use case shares the one cargo-bpf.
+    static MEASURED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let build = if ctx.quick {
+        recorded("cargo_bpf_build_s")
+    } else if let Some(s) = MEASURED.get() {
+        Some(*s)
+    } else {
+        ctx.check_interrupted()?;
+        let target = ctx.target_root().join("redbpf-cargo-bpf");
+        if target.exists() {
+            std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
+        }
+        let cargo = Cargo { dir: dir.join("tools/cargo-bpf"), ..Cargo::of(&ctx.workspace, REDBPF)? };
+        let started = Instant::now();
+        let out = cargo
+            .command()
+            .env("CARGO_TARGET_DIR", &target)
+            .env("LLVM_SYS_130_PREFIX", "/usr/lib/llvm-13")
+            .args(["build", "--release", "--locked"])
+            .output()
+            .context("running cargo build for cargo-bpf")?;
+        if !out.status.success() {
+            bail!("building cargo-bpf failed:\n{}", String::from_utf8_lossy(&out.stderr).trim());
+        }
+        Some(*MEASURED.get_or_init(|| started.elapsed().as_secs_f64()))
+    };
+    rows.extend(build.map(|s| Row::new(usecase, REDBPF, "toolchain_build_s", "s", 1, s)));
+    rows.extend(recorded("vendor_s").map(|s| Row::new(usecase, REDBPF, "toolchain_vendor_s", "s", 1, s)));
+    Ok(rows)
 }
 
 /// The files of the kernel program: `kernel/` in every library's layout.

@@ -115,14 +115,30 @@ pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Impl
                 v.toolchains.insert("clang".into(), c);
             }
         }
+        "redbpf" => {
+            let pin = std::fs::read_to_string(workspace.join("impls/redbpf/rust-toolchain")).unwrap_or_default();
+            if let Some(r) = cmd("rustup", &["run", pin.trim(), "rustc", "--version"]) {
+                v.toolchains.insert("rustc (RedBPF)".into(), r.trim_start_matches("rustc ").into());
+            }
+            if let Some(c) = cmd("cargo-bpf", &["bpf", "--version"]) {
+                v.toolchains.insert("cargo-bpf".into(), c.trim_start_matches("cargo-bpf ").into());
+            }
+            if let Some(l) = cmd("llvm-config-13", &["--version"]) {
+                v.toolchains.insert("LLVM (cargo-bpf)".into(), l);
+            }
+        }
         _ => {}
     }
     // Direct dependencies as locked: `cargo tree --depth 1`.
-    if let Some(tree) = std::process::Command::new("cargo")
-        .current_dir(workspace)
-        .args(["tree", "--locked", "-p", &imp.package(), "-e", "normal,build", "--depth", "1", "--prefix", "none"])
-        .output()
+    if let Some(tree) = build::Cargo::of(workspace, &imp.lib)
         .ok()
+        .map(|cargo| cargo.command())
+        .and_then(|mut cargo| {
+            cargo
+                .args(["tree", "--locked", "-p", &imp.package(), "-e", "normal,build", "--depth", "1", "--prefix", "none"])
+                .output()
+                .ok()
+        })
         .filter(|o| o.status.success())
     {
         for line in String::from_utf8_lossy(&tree.stdout).lines().skip(1) {

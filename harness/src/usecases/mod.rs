@@ -1,6 +1,10 @@
 //! The five use cases as the harness sees them: what is implemented where, how to check it,
 //! how to measure it, and which reference points it is compared against.
 
+pub mod comtrace;
+pub mod jittergen;
+pub mod loadbalancer;
+pub mod lsmbpf;
 pub mod packetfilter;
 
 use std::path::Path;
@@ -19,9 +23,9 @@ pub trait UseCase {
 
     /// Whether `lib` implements this use case, and how.
     fn capability(&self, workspace: &Path, lib: &str) -> Capability {
-        let implemented = Implementation::source_dir_of(workspace, self.name(), lib).join("Cargo.toml").exists();
-        let (status, note) = if implemented {
-            (Status::Native, String::new())
+        let dir = Implementation::source_dir_of(workspace, self.name(), lib);
+        let (status, note) = if dir.join("Cargo.toml").exists() {
+            declared_capability(&dir)
         } else {
             (Status::Missing, self.missing_note(lib))
         };
@@ -30,8 +34,10 @@ pub trait UseCase {
 
     /// Why `lib` has no implementation (yet).
     fn missing_note(&self, lib: &str) -> String {
-        let _ = lib;
-        "not implemented yet".into()
+        match lib {
+            "redbpf" => "not implemented yet (issue #8)".into(),
+            _ => "not implemented".into(),
+        }
     }
 
     /// Runs the shared conformance vectors; returns one line per mismatch.
@@ -44,32 +50,21 @@ pub trait UseCase {
     fn references(&self, ctx: &Ctx) -> Result<Vec<Row>>;
 }
 
-/// A use case that no library implements yet: the report lists it in the capability matrix.
-struct Planned {
-    name: &'static str,
-    issue: u32,
-}
-
-impl UseCase for Planned {
-    fn name(&self) -> &'static str {
-        self.name
+/// An implementation's own `capability.yml` (`status`, `note`) if it has one, else native:
+/// with a patch, hybrid or impossible is said by the implementation, next to its code.
+fn declared_capability(dir: &Path) -> (Status, String) {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Declared {
+        status: Status,
+        note: String,
     }
-
-    fn missing_note(&self, lib: &str) -> String {
-        let issue = if lib == "redbpf" { 8 } else { self.issue };
-        format!("not implemented yet (issue #{issue})")
-    }
-
-    fn conformance(&self, _: &Ctx, _: &Implementation) -> Result<Vec<String>> {
-        anyhow::bail!("{} has no conformance suite yet", self.name)
-    }
-
-    fn measure(&self, _: &Ctx, _: &Implementation) -> Result<Vec<Row>> {
-        anyhow::bail!("{} has no measurements yet", self.name)
-    }
-
-    fn references(&self, _: &Ctx) -> Result<Vec<Row>> {
-        Ok(Vec::new())
+    let path = dir.join("capability.yml");
+    let Ok(text) = std::fs::read_to_string(&path) else { return (Status::Native, String::new()) };
+    match serde_yaml::from_str::<Declared>(&text) {
+        Ok(d) => (d.status, d.note.trim().to_string()),
+        // A broken declaration is a bug in the repository: no report with a made-up status.
+        Err(e) => panic!("{}: {e}", path.display()),
     }
 }
 
@@ -83,10 +78,29 @@ pub fn all() -> Vec<Box<dyn UseCase>> {
 pub fn by_name(name: &str) -> Option<Box<dyn UseCase>> {
     Some(match name {
         "packetfilter" => Box::new(packetfilter::PacketFilter),
-        "loadbalancer" => Box::new(Planned { name: "loadbalancer", issue: 4 }),
-        "comtrace" => Box::new(Planned { name: "comtrace", issue: 5 }),
-        "lsmbpf" => Box::new(Planned { name: "lsmbpf", issue: 6 }),
-        "jittergen" => Box::new(Planned { name: "jittergen", issue: 7 }),
+        "loadbalancer" => Box::new(loadbalancer::LoadBalancer),
+        "comtrace" => Box::new(comtrace::ComTrace),
+        "lsmbpf" => Box::new(lsmbpf::LsmBpf),
+        "jittergen" => Box::new(jittergen::JitterGen),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod capability_tests {
+    use super::*;
+
+    /// Every `capability.yml` parses (a broken one would panic in a run's report).
+    #[test]
+    fn declared_capabilities_parse() {
+        let workspace = crate::process::workspace_dir();
+        for usecase in all() {
+            for lib in LIBS {
+                let _ = usecase.capability(&workspace, lib);
+            }
+        }
+        let redbpf = packetfilter::PacketFilter.capability(&workspace, "redbpf");
+        assert_eq!(redbpf.status, Status::WithPatch, "{}", redbpf.note);
+        assert!(redbpf.note.contains("patches"), "{}", redbpf.note);
+    }
 }

@@ -158,13 +158,6 @@ impl UseCase for PacketFilter {
         USECASE
     }
 
-    fn missing_note(&self, lib: &str) -> String {
-        match lib {
-            "redbpf" => "not implemented yet (issue #8)".into(),
-            _ => "not implemented".into(),
-        }
-    }
-
     fn conformance(&self, _ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>> {
         crate::packetfilter::conformance(imp)
     }

@@ -6,7 +6,11 @@
 //! `impls/README.md`.
 
 pub mod cli;
+pub mod comtrace;
 pub mod error;
+pub mod jittergen;
+pub mod loadbalancer;
+pub mod lsmbpf;
 pub mod output;
 pub mod packetfilter;
 pub mod signals;

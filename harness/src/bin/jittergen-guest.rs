@@ -1,0 +1,47 @@
+//! Runs jittergen's wire scenarios (`harness::jittergen::scenarios`) inside the VM guest, whose
+//! kernel has fq and netem: for each implementation given with `--impl LIB=PATH`, every
+//! scenario and the qdisc restore checks; with `--references`, each scenario through netem
+//! configured the same way and through nothing. One JSON line (`Outcome`) per run on stdout.
+//! `harness::jittergen::run_in_guest` boots the guest and reads them.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use harness::jittergen::{self as jg, Outcome};
+use harness::process::Implementation;
+
+fn emit(o: &Outcome) {
+    println!("{}", serde_json::to_string(o).expect("serializable"));
+}
+
+fn main() -> Result<()> {
+    let mut imps = Vec::new();
+    let mut references = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--impl" => {
+                let v = args.next().context("--impl LIB=PATH")?;
+                let (lib, path) = v.split_once('=').context("--impl LIB=PATH")?;
+                imps.push(Implementation { usecase: jg::USECASE.into(), lib: lib.into(), binary: PathBuf::from(path) });
+            }
+            "--references" => references = true,
+            other => bail!("unknown argument `{other}`"),
+        }
+    }
+    for sc in jg::scenarios() {
+        for imp in &imps {
+            emit(&jg::run_scenario(imp, &sc));
+        }
+        if references {
+            if let Some(args) = sc.netem {
+                emit(&jg::run_reference(&sc, Some(args)));
+            }
+            emit(&jg::run_reference(&sc, None));
+        }
+    }
+    for imp in &imps {
+        emit(&jg::restore_checks(imp));
+    }
+    Ok(())
+}

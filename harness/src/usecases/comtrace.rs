@@ -1,0 +1,178 @@
+//! comtrace in the harness: the ground-truth check as the conformance stage, and a bench over a
+//! namespace's loopback: load time, verifier statistics and memory; connections per second with
+//! the tracer attached and without it (the overhead); records lost and connections missing as
+//! the offered connection rate rises; time from a connection's close to its record; the
+//! loader's CPU use; and the program's cost per invocation from kernel BPF statistics. The
+//! reference point is the same workload with no tracer at all.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use metrics::record::Row;
+
+use super::UseCase;
+use crate::bpf::{self, Prog};
+use crate::comtrace::{self as ct, Driven, Load, Tracer};
+use crate::measure::{load, Ctx};
+use crate::netns::NetNs;
+use crate::process::Implementation;
+
+pub struct ComTrace;
+
+const USECASE: &str = ct::USECASE;
+const NO_TRACER: &str = "ref:no tracer";
+/// Connections in flight in the closed-loop runs.
+const CONCURRENCY: usize = 32;
+/// Arguments of every measured tracer: stats only at exit, so the loader's CPU use is the
+/// records' cost.
+const ARGS: &[&str] = &["--stats-interval-ms", "0"];
+
+/// The bench: a namespace whose loopback carries the workload (the tracer sees every namespace).
+struct Bed {
+    ns: NetNs,
+    server: SocketAddr,
+}
+
+impl Bed {
+    fn new() -> Result<Bed> {
+        let ns = NetNs::new("ct-bench")?;
+        Ok(Bed { ns, server: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), ct::port_block(10)) })
+    }
+
+    /// As many connections as the workload manages in `secs` (closed loop).
+    fn closed_loop(&self, ctx: &Ctx) -> Result<Driven> {
+        let duration = Duration::from_secs(ctx.scaled(3, 1));
+        let driven = ct::drive(&self.ns, self.server, Load { rate: None, concurrency: CONCURRENCY, duration })?;
+        ensure!(driven.failed == 0, "{} of {} connections failed", driven.failed, driven.completed + driven.failed);
+        Ok(driven)
+    }
+
+    fn conn_rows(&self, ctx: &Ctx, lib: &str, rep: u32) -> Result<Row> {
+        ctx.check_interrupted()?;
+        let driven = self.closed_loop(ctx)?;
+        Ok(Row::new(USECASE, lib, "conn_per_s", "conn/s", rep, driven.per_second()).with_class("closed loop"))
+    }
+}
+
+/// Offered connection rates of the loss sweep, then a closed-loop step ("max").
+fn rates(ctx: &Ctx) -> Vec<Option<f64>> {
+    let open: &[f64] = if ctx.quick { &[1000.0, 4000.0] } else { &[500.0, 1000.0, 2000.0, 4000.0, 8000.0] };
+    open.iter().copied().map(Some).chain([None]).collect()
+}
+
+fn rate_class(rate: Option<f64>) -> String {
+    rate.map_or("max".into(), |r| format!("{r:.0}/s"))
+}
+
+/// Waits until the tracer's records of `server`'s connections reach `want` or stop growing.
+fn settle(tracer: &mut Tracer, server: SocketAddr, want: usize) -> Vec<ct::Record> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = (0, Instant::now());
+    loop {
+        let records = tracer.records();
+        let n = ct::rate_records(&records, server).count();
+        if n >= want || Instant::now() >= deadline || (n == last.0 && last.1.elapsed() > Duration::from_millis(500)) {
+            return records;
+        }
+        if n != last.0 {
+            last = (n, Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    metrics::stats::percentile(&v, p)
+}
+
+impl UseCase for ComTrace {
+    fn name(&self) -> &'static str {
+        USECASE
+    }
+
+    fn conformance(&self, _ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>> {
+        ct::conformance(imp)
+    }
+
+    fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
+        let lib = imp.lib.as_str();
+        let bed = Bed::new()?;
+        let mut rows = Vec::new();
+
+        // Load and attach: time to ready, verifier and JIT statistics, memory. In the host
+        // namespace: `ip netns exec` mounts a fresh sysfs, which hides tracefs.
+        for rep in 1..=ctx.reps {
+            ctx.check_interrupted()?;
+            let started = Instant::now();
+            let mut tracer = Tracer::start(imp, ARGS, load::READY_TIMEOUT)?;
+            rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, started.elapsed().as_secs_f64() * 1e3));
+            rows.extend(load::program_rows(imp, tracer.pid, rep)?);
+            let (code, _, exit) = tracer.stop(Duration::from_secs(10))?;
+            ensure!(code == 0 && exit, "{lib} exited with {code} on SIGINT (exit line {exit})");
+        }
+
+        // Connections per second without and with the tracer, alternating, and the overhead.
+        for rep in 1..=ctx.reps {
+            let without = bed.conn_rows(ctx, NO_TRACER, rep)?;
+            let mut tracer = Tracer::start(imp, ARGS, load::READY_TIMEOUT)?;
+            let with = bed.conn_rows(ctx, lib, rep)?;
+            tracer.stop(Duration::from_secs(10))?;
+            let overhead = 100.0 * (without.value - with.value) / without.value;
+            rows.push(Row::new(USECASE, lib, "conn_overhead_pct", "%", rep, overhead));
+            rows.extend([without, with]);
+        }
+
+        // The loss sweep, on one tracer: records lost and sockets without a record per offered
+        // rate; at 1000/s the close-to-record latency, at full speed CPU and program cost.
+        let mut tracer = Tracer::start(imp, ARGS, load::READY_TIMEOUT)?;
+        let counters = bpf::find_map(tracer.pid, "counters")?;
+        let prog = Prog::from_id(tracer.prog_id)?;
+        let _stats = bpf::enable_stats()?;
+        for rep in 1..=ctx.reps {
+            for rate in rates(ctx) {
+                ctx.check_interrupted()?;
+                let class = rate_class(rate);
+                let lost_before = counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())?;
+                let seen_before = ct::rate_records(&tracer.records(), bed.server).count();
+                let (info_before, cpu_before) = (prog.info()?, load::cpu_time(tracer.pid)?);
+                let duration = Duration::from_secs(ctx.scaled(2, 1));
+                let driven = ct::drive(&bed.ns, bed.server, Load { rate, concurrency: 4 * CONCURRENCY, duration })?;
+                let (info, cpu) = (prog.info()?, load::cpu_time(tracer.pid)? - cpu_before);
+                // Two sockets per connection; failed ones were real connections too, as far as
+                // they got, but are not counted on either side.
+                let want = 2 * driven.completed as usize;
+                let records = settle(&mut tracer, bed.server, seen_before + want);
+                let ours: Vec<&ct::Record> = ct::rate_records(&records, bed.server).skip(seen_before).collect();
+                let lost = counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())? - lost_before;
+                let row = |metric: &str, unit: &str, value: f64| Row::new(USECASE, lib, metric, unit, rep, value).with_class(&class);
+                rows.push(row("events_lost", "records", lost as f64));
+                rows.push(row("conns_missing", "records", want.saturating_sub(ours.len()) as f64));
+                if rate == Some(1000.0) {
+                    let latencies: Vec<f64> = ours.iter().map(|r| r.read_ns.saturating_sub(r.conn.end_ns) as f64 / 1e3).collect();
+                    rows.push(Row::new(USECASE, lib, "record_latency_p50_us", "µs", rep, percentile(latencies.clone(), 50.0)));
+                    rows.push(Row::new(USECASE, lib, "record_latency_p99_us", "µs", rep, percentile(latencies, 99.0)));
+                }
+                if rate.is_none() {
+                    let runs = info.run_cnt - info_before.run_cnt;
+                    ensure!(runs > 0, "{lib}: the program did not run under load");
+                    rows.push(Row::new(USECASE, lib, "prog_run_ns", "ns", rep, (info.run_time_ns - info_before.run_time_ns) as f64 / runs as f64));
+                    let pct = 100.0 * cpu.as_secs_f64() / driven.elapsed.as_secs_f64();
+                    rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, pct));
+                    rows.push(Row::new(USECASE, lib, "rss_kib", "KiB", rep, load::rss_kib(tracer.pid)? as f64).with_class("under load"));
+                }
+            }
+        }
+        drop(prog);
+        let (code, _, exit) = tracer.stop(Duration::from_secs(10))?;
+        ensure!(code == 0 && exit, "{lib} exited with {code} on SIGINT (exit line {exit})");
+        Ok(rows)
+    }
+
+    fn references(&self, _ctx: &Ctx) -> Result<Vec<Row>> {
+        // The untraced connection rate is measured next to every library's traced one (rows of
+        // `ref:no tracer` from `measure`), under the same conditions.
+        Ok(Vec::new())
+    }
+}

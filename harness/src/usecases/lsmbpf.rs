@@ -1,0 +1,110 @@
+//! lsmbpf in the harness. The host kernel has no BPF LSM, so conformance and measurements run
+//! the scenario of [`crate::lsmbpf`] in the VM guest: the decision matrix (one row per chroot
+//! case), the cost of chroot("/") with the program over without it (a ratio from one guest:
+//! absolute times under TCG are emulated), the loader's load and attach times (emulated too:
+//! compare libraries, not kernels), and the verifier's statistics of the program as the guest
+//! kernel saw them. Source and build metrics come from the generic steps of `run`.
+
+use anyhow::{Context, Result};
+use metrics::record::Row;
+
+use super::UseCase;
+use crate::lsmbpf::{self, Report, USECASE};
+use crate::measure::Ctx;
+use crate::process::Implementation;
+
+pub struct LsmBpf;
+
+/// Every check of the scenario the tests make, as mismatch lines (empty: conformant).
+pub fn mismatches(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    if !r.bpf_lsm_active() {
+        out.push(format!("bpf is not an active LSM in the guest: {}", r.lsm.trim()));
+    }
+    for c in r.cases.iter().filter(|c| !c.pass()) {
+        out.push(format!("{}: chroot {} expected errno {}, got {}", c.name, c.target, c.expected, c.observed));
+    }
+    for p in &r.phases {
+        if p.counter("calls") == 0 {
+            out.push(format!("{}: the hook never ran", p.name));
+        }
+        if p.exit_code != Some(0) || !p.exit_line || !p.prog_gone {
+            out.push(format!(
+                "{}: loader exit {:?}, exit line {}, program gone {}",
+                p.name, p.exit_code, p.exit_line, p.prog_gone
+            ));
+        }
+    }
+    let verdicts = |name: &str| -> Vec<String> {
+        r.phase(name)
+            .map(|p| p.events.iter().map(|e| e["verdict"].as_str().unwrap_or("?").to_string()).collect())
+            .unwrap_or_default()
+    };
+    for (phase, expected) in
+        [("enforce", vec!["deny"]), ("audit", vec!["audit"]), ("mnt", vec!["deny"]), ("prior_deny", vec![])]
+    {
+        let got = verdicts(phase);
+        if got != expected {
+            out.push(format!("{phase}: events {got:?}, expected {expected:?}"));
+        }
+    }
+    out
+}
+
+impl UseCase for LsmBpf {
+    fn name(&self) -> &'static str {
+        USECASE
+    }
+
+    fn missing_note(&self, lib: &str) -> String {
+        match lib {
+            "redbpf" => "RedBPF has no BPF LSM support".into(),
+            _ => "not implemented".into(),
+        }
+    }
+
+    fn conformance(&self, _ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>> {
+        let report = lsmbpf::run_in_guest(imp, &lsmbpf::guest_binary()?, 0)?;
+        Ok(mismatches(&report))
+    }
+
+    fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
+        let lib = imp.lib.as_str();
+        let guest = lsmbpf::guest_binary()?;
+        let iterations = ctx.scaled(20_000, 5_000);
+        let mut rows = Vec::new();
+        for rep in 1..=ctx.reps {
+            ctx.check_interrupted()?;
+            ctx.step(&format!("{USECASE}/{lib}: guest run {rep}/{}", ctx.reps));
+            let r = lsmbpf::run_in_guest(imp, &guest, iterations)?;
+            for c in &r.cases {
+                rows.push(
+                    Row::new(USECASE, lib, "decision_pass", "bool", rep, c.pass() as u8 as f64).with_class(&c.name),
+                );
+            }
+            let bench = r.bench.as_ref().context("the guest ran no bench")?;
+            rows.push(Row::new(USECASE, lib, "chroot_cost_ratio", "×", rep, bench.ratio()));
+            let enforce = r.phase("enforce")?;
+            // Named as in `measure::load::program_rows`: class = program, rss without one.
+            for (metric, value) in &enforce.program {
+                let row = match metric.as_str() {
+                    "rss_kib" => Row::new(USECASE, lib, metric, "KiB", rep, *value),
+                    "verified_insns" => Row::new(USECASE, lib, metric, "insns", rep, *value).with_class("lsmbpf"),
+                    _ => Row::new(USECASE, lib, metric, "bytes", rep, *value).with_class("lsmbpf"),
+                };
+                rows.push(row);
+            }
+            let ready = &enforce.ready;
+            for (metric, field) in [("load_attach_ms", "load_ms"), ("attach_ms", "attach_ms")] {
+                let ms = ready[field].as_f64().with_context(|| format!("no {field} in the ready line"))?;
+                rows.push(Row::new(USECASE, lib, metric, "ms", rep, ms).with_class("vm_guest"));
+            }
+        }
+        Ok(rows)
+    }
+
+    fn references(&self, _ctx: &Ctx) -> Result<Vec<Row>> {
+        // The floor is in every row already: chroot_cost_ratio is relative to no program.
+        Ok(Vec::new())
+    }
+}

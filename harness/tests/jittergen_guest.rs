@@ -1,0 +1,37 @@
+//! jittergen on the wire, in the VM guest (Debian 6.1 under qemu TCG: fq and netem as modules,
+//! no TCX, so the programs attach through netlink clsact): per library, every scenario of
+//! `harness::jittergen::scenarios` — jitter with and without order, reorder, drop, IPv6, TCP —
+//! checked against its configuration (delay bounds and spread, reordering exactly when
+//! configured, unmatched traffic untouched), and the qdiscs restored after every exit, also
+//! a classless root with its options and the error path of a failed attach.
+//!
+//! Both libraries run in one guest, one after the other: two emulated guests side by side on
+//! a 2-core machine stretch each other's delay tails past the checks' slack.
+//!
+//! Needs root, qemu and Debian's kernel package (`make setup`) and the implementation binaries;
+//! without them the test fails and says so.
+
+use harness::jittergen as jg;
+use harness::process::Implementation;
+
+#[test]
+fn aya_and_libbpf_rs_in_guest() {
+    harness::bpf::check_privileges().unwrap_or_else(|e| panic!("{e:#}"));
+    let libs = ["aya", "libbpf-rs"];
+    let imps: Vec<Implementation> = libs.iter().map(|lib| Implementation::require(jg::USECASE, lib)).collect();
+    let guest_bin = std::path::Path::new(env!("CARGO_BIN_EXE_jittergen-guest"));
+    let outcomes = jg::run_in_guest(guest_bin, &imps, false).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut problems = Vec::new();
+    for lib in libs {
+        let mine: Vec<&jg::Outcome> = outcomes.iter().filter(|o| o.subject == lib).collect();
+        for o in &mine {
+            let m = o.measured.as_ref().map(|m| m.summary()).unwrap_or_default();
+            eprintln!("{lib}: {}: {m}", o.scenario);
+            problems.extend(o.problems.iter().map(|p| format!("[{lib}] {}: {p}", o.scenario)));
+        }
+        if mine.len() != jg::scenarios().len() + 1 {
+            problems.push(format!("[{lib}] one outcome per scenario and the restore checks, got {}", mine.len()));
+        }
+    }
+    assert!(problems.is_empty(), "{} problems:\n  {}", problems.len(), problems.join("\n  "));
+}
