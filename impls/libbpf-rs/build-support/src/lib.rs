@@ -1,0 +1,57 @@
+//! The build script of every libbpf-rs implementation `impls/libbpf-rs/<usecase>/`: compiles
+//! `kernel/<usecase>.bpf.c` with clang into `$OUT_DIR/<usecase>.bpf.o` (kept there so the
+//! harness can measure it) and generates the skeleton `$OUT_DIR/<usecase>.skel.rs`.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libbpf_cargo::SkeletonBuilder;
+
+/// Where the program's kernel types come from.
+pub enum Headers {
+    /// The UAPI headers of linux-libc-dev (`<linux/bpf.h>`, ...): enough for XDP and TC.
+    Uapi,
+    /// A `vmlinux.h` dumped from this machine's BTF into `$OUT_DIR` (never committed): for
+    /// programs that read kernel structs, which CO-RE relocates against the running kernel.
+    Vmlinux,
+}
+
+const BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Call from `build.rs`; panics (failing the build) with the reason.
+pub fn build_skeleton(headers: Headers) {
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let loader = env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME");
+    let usecase = loader.strip_suffix("-libbpf-rs").expect("packages are named <usecase>-libbpf-rs");
+    let include = match headers {
+        // `-target bpf` drops clang's multiarch include dir, where Debian keeps <asm/types.h>.
+        Headers::Uapi => {
+            let arch = env::var("CARGO_CFG_TARGET_ARCH").expect("cargo sets CARGO_CFG_TARGET_ARCH");
+            format!("-I/usr/include/{arch}-linux-gnu")
+        }
+        Headers::Vmlinux => {
+            write_vmlinux_h(&out_dir);
+            println!("cargo:rerun-if-changed={BTF}");
+            format!("-I{}", out_dir.display())
+        }
+    };
+    // libbpf's own headers (<bpf/bpf_helpers.h>) come with libbpf-cargo.
+    let src = format!("kernel/{usecase}.bpf.c");
+    SkeletonBuilder::new()
+        .source(&src)
+        .obj(out_dir.join(format!("{usecase}.bpf.o")))
+        .clang_args([include.as_str(), "-Wall", "-Werror"])
+        .build_and_generate(out_dir.join(format!("{usecase}.skel.rs")))
+        .unwrap_or_else(|e| panic!("building the BPF skeleton from {src}: {e:#}"));
+    println!("cargo:rerun-if-changed=kernel");
+}
+
+fn write_vmlinux_h(out_dir: &Path) {
+    let dump = Command::new("bpftool")
+        .args(["btf", "dump", "file", BTF, "format", "c"])
+        .output()
+        .unwrap_or_else(|e| panic!("running bpftool (`make setup` installs it): {e}"));
+    assert!(dump.status.success(), "bpftool btf dump file {BTF}: {}", String::from_utf8_lossy(&dump.stderr));
+    std::fs::write(out_dir.join("vmlinux.h"), &dump.stdout).expect("writing vmlinux.h to OUT_DIR");
+}
