@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::bpf::{self, Map, Prog};
 use crate::netns::{NetNs, VethConfig, VethPair};
+pub use crate::conformance::{ConformanceReport, Mismatch};
 use crate::process::{Implementation, Running, TempDir};
 
 pub const USECASE: &str = "jittergen";
@@ -780,33 +781,9 @@ impl Vectors {
 /// The interface the conformance runs attach to (a silent veth in its own namespace).
 pub const TEST_IFACE: &str = "jg0";
 
-/// One deviation from the vectors.
-#[derive(Debug, Clone)]
-pub struct Mismatch {
-    pub lib: String,
-    pub case: String,
-    pub packet: String,
-    pub problem: String,
-}
-
-impl std::fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{}] {} / {}: {}", self.lib, self.case, self.packet, self.problem)
-    }
-}
-
-/// The outcome of [`conformance_report`].
-#[derive(Debug, Clone)]
-pub struct ConformanceReport {
-    pub cases: usize,
-    pub packets: usize,
-    pub elapsed: Duration,
-    pub mismatches: Vec<Mismatch>,
-}
-
 /// Runs the conformance vectors against `imp`; one line per mismatch (empty: conformant).
 pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
-    Ok(conformance_report(imp)?.mismatches.iter().map(ToString::to_string).collect())
+    Ok(conformance_report(imp)?.lines())
 }
 
 /// Every case of the vectors: the implementation starts on a silent veth with the case's config,
@@ -816,25 +793,12 @@ pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
 pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     bpf::check_privileges()?;
     let vectors = Vectors::load()?;
-    let started = Instant::now();
     let tmp = TempDir::new(&format!("jgconf-{}", imp.lib))?;
     let ns = NetNs::new(&format!("jgconf-{}", imp.lib))?;
     let _veth = VethPair::new(&ns, &ns, &VethConfig { a_name: TEST_IFACE.into(), b_name: "jg1".into(), ..Default::default() })?;
-    let mut mismatches = Vec::new();
-    for case in &vectors.cases {
-        let mut fail = |packet: &str, problem: String| {
-            mismatches.push(Mismatch { lib: imp.lib.clone(), case: case.name.clone(), packet: packet.into(), problem })
-        };
-        if let Err(e) = conformance_case(imp, &ns, &tmp, case, &mut fail) {
-            fail("-", format!("{e:#}"));
-        }
-    }
-    Ok(ConformanceReport {
-        cases: vectors.cases.len(),
-        packets: vectors.packet_count(),
-        elapsed: started.elapsed(),
-        mismatches,
-    })
+    Ok(crate::conformance::run_cases(imp, &vectors.cases, vectors.packet_count(), |c| &c.name, |case, fail| {
+        conformance_case(imp, &ns, &tmp, case, fail)
+    }))
 }
 
 fn conformance_case(
@@ -1253,7 +1217,7 @@ fn run_scenario_inner(imp: &Implementation, sc: &Scenario, out: &mut Outcome) ->
     }
     let prog_id = loader.prog_id;
     let stopped = loader.stop(Duration::from_secs(30))?;
-    if stopped.exit_code != 0 || stopped.exit_line.as_ref().map_or(true, |l| l["qdisc_restored"] != needs_fq) {
+    if stopped.exit_code != 0 || stopped.exit_line.as_ref().is_none_or(|l| l["qdisc_restored"] != needs_fq) {
         out.problems.push(format!(
             "exit 0 with qdisc_restored: got {} {:?}; stderr: {}",
             stopped.exit_code,

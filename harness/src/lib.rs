@@ -18,6 +18,7 @@
 
 pub mod bpf;
 pub mod comtrace;
+pub mod conformance;
 pub mod frames;
 pub mod jittergen;
 pub mod loadbalancer;

@@ -42,7 +42,8 @@ use crate::frames::{self, FrameSpec, VlanTag};
 use crate::netns::{format_mac, NetNs, VethConfig, VethPair, XdpAttachment};
 // The run-level types of a conformance run and an implementation's exit are the same as
 // packetfilter's.
-pub use crate::packetfilter::{wait_prog_gone, ConformanceReport, Mismatch, Stopped};
+pub use crate::conformance::{ConformanceReport, Mismatch};
+pub use crate::packetfilter::{wait_prog_gone, Stopped};
 use crate::process::{Implementation, Running, TempDir};
 
 pub const USECASE: &str = "loadbalancer";
@@ -731,7 +732,7 @@ pub fn test_network(prefix: &str) -> Result<(NetNs, VethPair)> {
 
 /// Runs the conformance vectors against `imp`; one line per mismatch (empty: conformant).
 pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
-    Ok(conformance_report(imp)?.mismatches.iter().map(ToString::to_string).collect())
+    Ok(conformance_report(imp)?.lines())
 }
 
 /// Runs every case of `scenarios/loadbalancer/vectors.yaml` against `imp`.
@@ -746,29 +747,11 @@ pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
 pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     bpf::check_privileges()?;
     let vectors = Vectors::workspace()?;
-    let started = Instant::now();
     let tmp = TempDir::new(&format!("lbconf-{}", imp.lib))?;
-    let (ns, veth) = test_network(&format!("lbconf-{}", imp.lib))?;
-    let mut mismatches = Vec::new();
-    for case in &vectors.cases {
-        if let Err(e) = conformance_case(imp, &ns, &tmp, case, &mut mismatches) {
-            mismatches.push(Mismatch {
-                lib: imp.lib.clone(),
-                case: case.name.clone(),
-                packet: "-".into(),
-                expected: "the case to run".into(),
-                got: format!("{e:#}"),
-            });
-        }
-    }
-    drop(veth);
-    drop(ns);
-    Ok(ConformanceReport {
-        cases: vectors.cases.len(),
-        packets: vectors.packet_count(),
-        elapsed: started.elapsed(),
-        mismatches,
-    })
+    let (ns, _veth) = test_network(&format!("lbconf-{}", imp.lib))?;
+    Ok(crate::conformance::run_cases(imp, &vectors.cases, vectors.packet_count(), |c| &c.name, |case, fail| {
+        conformance_case(imp, &ns, &tmp, case, fail)
+    }))
 }
 
 fn conformance_case(
@@ -776,21 +759,13 @@ fn conformance_case(
     ns: &NetNs,
     tmp: &TempDir,
     case: &Case,
-    mismatches: &mut Vec<Mismatch>,
+    report: &mut dyn FnMut(&str, String),
 ) -> Result<()> {
     let config = case.parsed_config()?;
     let mut model = Model::new(&config)?;
     let path = tmp.write(&format!("{}.yml", case.name), case.config_yaml(Some(TEST_IFACE))?)?;
     let mut lb = Balancer::start(imp, ns, TEST_IFACE, &path, &["--stats-interval-ms", "0"], CONFORMANCE_READY_TIMEOUT)?;
-    let mut fail = |packet: &str, expected: String, got: String| {
-        mismatches.push(Mismatch {
-            lib: imp.lib.clone(),
-            case: case.name.clone(),
-            packet: packet.into(),
-            expected,
-            got,
-        })
-    };
+    let mut fail = |packet: &str, expected: String, got: String| report(packet, format!("expected {expected}, got {got}"));
     match ns.xdp(TEST_IFACE)? {
         Some(XdpAttachment { mode: XdpAttachment::MODE_NATIVE, prog_ids }) if prog_ids.contains(&lb.prog_id) => {}
         other => fail("-", format!("program {} attached natively", lb.prog_id), format!("{other:?}")),

@@ -12,6 +12,7 @@ use bpfeval_shared::packetfilter::abi;
 use serde_json::Value;
 
 use crate::bpf::{self, Map, Prog};
+pub use crate::conformance::{self, ConformanceReport, Mismatch};
 use crate::frames;
 use crate::netns::{NetNs, VethConfig, VethPair, XdpAttachment};
 use crate::process::{Implementation, Running, TempDir};
@@ -219,35 +220,9 @@ pub fn test_network(prefix: &str) -> Result<(NetNs, VethPair)> {
     Ok((ns, veth))
 }
 
-/// One deviation from the conformance vectors.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    pub lib: String,
-    pub case: String,
-    /// The packet vector, or `-` / `(exit)` / `(final stats)` for checks around the packets.
-    pub packet: String,
-    pub expected: String,
-    pub got: String,
-}
-
-impl std::fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{}] {} / {}: expected {}, got {}", self.lib, self.case, self.packet, self.expected, self.got)
-    }
-}
-
-/// The outcome of [`conformance_report`].
-#[derive(Debug, Clone)]
-pub struct ConformanceReport {
-    pub cases: usize,
-    pub packets: usize,
-    pub elapsed: Duration,
-    pub mismatches: Vec<Mismatch>,
-}
-
 /// Runs the conformance vectors against `imp`; one line per mismatch (empty: conformant).
 pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
-    Ok(conformance_report(imp)?.mismatches.iter().map(ToString::to_string).collect())
+    Ok(conformance_report(imp)?.lines())
 }
 
 /// Runs every case of `scenarios/packetfilter/vectors.yaml` against `imp`.
@@ -264,29 +239,11 @@ pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
 pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     bpf::check_privileges()?;
     let vectors = Vectors::packetfilter()?;
-    let started = Instant::now();
     let tmp = TempDir::new(&format!("conf-{}", imp.lib))?;
-    let (ns, veth) = test_network(&format!("conf-{}", imp.lib))?;
-    let mut mismatches = Vec::new();
-    for case in &vectors.cases {
-        if let Err(e) = conformance_case(imp, &ns, &tmp, case, &mut mismatches) {
-            mismatches.push(Mismatch {
-                lib: imp.lib.clone(),
-                case: case.name.clone(),
-                packet: "-".into(),
-                expected: "the case to run".into(),
-                got: format!("{e:#}"),
-            });
-        }
-    }
-    drop(veth);
-    drop(ns);
-    Ok(ConformanceReport {
-        cases: vectors.cases.len(),
-        packets: vectors.packet_count(),
-        elapsed: started.elapsed(),
-        mismatches,
-    })
+    let (ns, _veth) = test_network(&format!("conf-{}", imp.lib))?;
+    Ok(conformance::run_cases(imp, &vectors.cases, vectors.packet_count(), |c| &c.name, |case, fail| {
+        conformance_case(imp, &ns, &tmp, case, fail)
+    }))
 }
 
 fn conformance_case(
@@ -294,20 +251,12 @@ fn conformance_case(
     ns: &NetNs,
     tmp: &TempDir,
     case: &Case,
-    mismatches: &mut Vec<Mismatch>,
+    report: &mut dyn FnMut(&str, String),
 ) -> Result<()> {
     let iface = TEST_IFACE;
     let path = tmp.write(&format!("{}.yml", case.name), case.config_yaml(Some(iface))?)?;
     let mut filter = Filter::start(imp, ns, iface, &path, &["--stats-interval-ms", "0"], CONFORMANCE_READY_TIMEOUT)?;
-    let mut fail = |packet: &str, expected: String, got: String| {
-        mismatches.push(Mismatch {
-            lib: imp.lib.clone(),
-            case: case.name.clone(),
-            packet: packet.into(),
-            expected,
-            got,
-        })
-    };
+    let mut fail = |packet: &str, expected: String, got: String| report(packet, format!("expected {expected}, got {got}"));
     match ns.xdp(iface)? {
         Some(XdpAttachment { mode: XdpAttachment::MODE_NATIVE, prog_ids }) if prog_ids.contains(&filter.prog_id) => {}
         other => fail("-", format!("program {} attached natively to {iface}", filter.prog_id), format!("{other:?}")),

@@ -1,0 +1,62 @@
+//! What the conformance runs of the use cases share: a mismatch, the report, and the loop that
+//! runs every case and turns a case that could not run into a mismatch of its own.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::process::Implementation;
+
+/// One deviation from a use case's conformance vectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub lib: String,
+    pub case: String,
+    /// The packet vector, or `-` / `(exit)` / `(final stats)` for checks around the packets.
+    pub packet: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {} / {}: {}", self.lib, self.case, self.packet, self.problem)
+    }
+}
+
+/// The outcome of a conformance run.
+#[derive(Debug, Clone)]
+pub struct ConformanceReport {
+    pub cases: usize,
+    pub packets: usize,
+    pub elapsed: Duration,
+    pub mismatches: Vec<Mismatch>,
+}
+
+impl ConformanceReport {
+    /// One line per mismatch (empty: conformant).
+    pub fn lines(&self) -> Vec<String> {
+        self.mismatches.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// Runs `run_case` on every case; it reports what the implementation does wrong through
+/// `fail(packet, problem)`, and returns an error only when the case itself cannot run.
+pub fn run_cases<C>(
+    imp: &Implementation,
+    cases: &[C],
+    packets: usize,
+    name: impl Fn(&C) -> &str,
+    mut run_case: impl FnMut(&C, &mut dyn FnMut(&str, String)) -> Result<()>,
+) -> ConformanceReport {
+    let started = Instant::now();
+    let mut mismatches = Vec::new();
+    for case in cases {
+        let mut fail = |packet: &str, problem: String| {
+            mismatches.push(Mismatch { lib: imp.lib.clone(), case: name(case).into(), packet: packet.into(), problem })
+        };
+        if let Err(e) = run_case(case, &mut fail) {
+            fail("-", format!("the case did not run: {e:#}"));
+        }
+    }
+    ConformanceReport { cases: cases.len(), packets, elapsed: started.elapsed(), mismatches }
+}
