@@ -4,7 +4,8 @@
 # install location, so target/impls/ holds the same kind of binary whichever Makefile built it.
 #
 #   make build                     cargo build this implementation only, install it to target/impls/
-#   make run IFACE=eth0            run it with ./config.example.yml on IFACE (as root; sudo if needed)
+#   make run IFACE=eth0            run it with ./config.example.yml on IFACE (as root; sudo if needed);
+#                                  use cases that attach to no interface set NO_IFACE := 1 (`make run`)
 #   make clean                     remove this implementation's build output
 #   make testenvironment-up|down   the use case's Vagrant VM(s), vagrant/<usecase>/
 
@@ -42,8 +43,11 @@ build:
 	@install -D -m 0755 $(ROOT)/target/release/$(PKG) $(BIN)
 	@echo "built: $(BIN)"
 
-run: iface-given build
-	$(SUDO) $(BIN) --config $(CONFIG) --iface $(IFACE) $(ARGS)
+# The example config where there is one, the interface where the use case attaches to one.
+RUN_ARGS := $(if $(wildcard $(CONFIG)),--config $(CONFIG)) $(if $(NO_IFACE),,--iface $(IFACE))
+
+run: $(if $(NO_IFACE),,iface-given) build
+	$(SUDO) $(BIN) $(RUN_ARGS) $(ARGS)
 
 # `cargo clean -p` removes only this package's artifacts, not the shared workspace target/.
 clean:

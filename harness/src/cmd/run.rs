@@ -24,7 +24,7 @@ pub struct Options {
     /// Repetitions of every runtime metric.
     #[arg(long, default_value_t = 5)]
     reps: u32,
-    /// Fewer packets and repetitions, no cold builds: for CI and a first look.
+    /// Fewer packets and repetitions (at most 3): for CI and a first look.
     #[arg(long)]
     quick: bool,
     /// Output directory (default `reports/<timestamp>/`; `reports/latest` points at the newest).

@@ -91,31 +91,20 @@ impl Cargo {
         }
         cargo
     }
-
-    /// The target directory `make build` fills.
-    fn default_target(&self) -> PathBuf {
-        self.dir.join("target")
-    }
 }
 
 /// Cold build in the implementation's own, emptied target directory, then `reps` warm rebuilds
-/// after touching the kernel program. With `--quick` there is no cold build: the warm rebuild
-/// happens in the workspace's target directory, which `make build` has filled.
+/// after touching the kernel program (also with `--quick`: a build is what a user pays first).
 pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     let workspace = ctx.workspace.as_path();
     let (u, l) = (imp.usecase.as_str(), imp.lib.as_str());
     let cargo = Cargo::of(workspace, l)?;
     let mut rows = Vec::new();
-    let target = if ctx.quick {
-        cargo.default_target()
-    } else {
-        let target = ctx.target_root().join(imp.package());
-        if target.exists() {
-            std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
-        }
-        rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(&cargo, &target, &imp.package())?));
-        target
-    };
+    let target = ctx.target_root().join(imp.package());
+    if target.exists() {
+        std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
+    }
+    rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(&cargo, &target, &imp.package())?));
     if l == REDBPF {
         rows.extend(redbpf_toolchain(ctx, u)?);
     }
