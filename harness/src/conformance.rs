@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
+use crate::netns::{NetNs, VethConfig, VethPair};
 use crate::process::Implementation;
 
 /// One deviation from a use case's conformance vectors.
@@ -59,4 +60,14 @@ pub fn run_cases<C>(
         }
     }
     ConformanceReport { cases: cases.len(), packets, elapsed: started.elapsed(), mismatches }
+}
+
+/// A namespace with a veth whose `iface` end an implementation can attach to (the other end is
+/// `peer`). The veth is silent (IPv6 off, no addresses), so only `BPF_PROG_TEST_RUN` moves the
+/// counters of a program attached there.
+pub fn silent_veth(prefix: &str, iface: &str, peer: &str) -> Result<(NetNs, VethPair)> {
+    let ns = NetNs::new(prefix)?;
+    let cfg = VethConfig { a_name: iface.into(), b_name: peer.into(), ..Default::default() };
+    let veth = VethPair::new(&ns, &ns, &cfg)?;
+    Ok((ns, veth))
 }

@@ -794,8 +794,7 @@ pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     bpf::check_privileges()?;
     let vectors = Vectors::load()?;
     let tmp = TempDir::new(&format!("jgconf-{}", imp.lib))?;
-    let ns = NetNs::new(&format!("jgconf-{}", imp.lib))?;
-    let _veth = VethPair::new(&ns, &ns, &VethConfig { a_name: TEST_IFACE.into(), b_name: "jg1".into(), ..Default::default() })?;
+    let (ns, _veth) = crate::conformance::silent_veth(&format!("jgconf-{}", imp.lib), TEST_IFACE, "jg1")?;
     Ok(crate::conformance::run_cases(imp, &vectors.cases, vectors.packet_count(), |c| &c.name, |case, fail| {
         conformance_case(imp, &ns, &tmp, case, fail)
     }))

@@ -724,10 +724,7 @@ pub const TEST_IFACE: &str = "lb0";
 /// A namespace with a silent veth whose [`TEST_IFACE`] end a balancer can attach to: only
 /// `BPF_PROG_TEST_RUN` moves its counters.
 pub fn test_network(prefix: &str) -> Result<(NetNs, VethPair)> {
-    let ns = NetNs::new(prefix)?;
-    let cfg = VethConfig { a_name: TEST_IFACE.into(), b_name: "lb1".into(), ..Default::default() };
-    let veth = VethPair::new(&ns, &ns, &cfg)?;
-    Ok((ns, veth))
+    crate::conformance::silent_veth(prefix, TEST_IFACE, "lb1")
 }
 
 /// Runs the conformance vectors against `imp`; one line per mismatch (empty: conformant).

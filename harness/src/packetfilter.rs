@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::bpf::{self, Map, Prog};
 pub use crate::conformance::{self, ConformanceReport, Mismatch};
 use crate::frames;
-use crate::netns::{NetNs, VethConfig, VethPair, XdpAttachment};
+use crate::netns::{NetNs, VethPair, XdpAttachment};
 use crate::process::{Implementation, Running, TempDir};
 use crate::scenario::{Case, Vectors, Verdict};
 
@@ -214,10 +214,7 @@ pub const TEST_IFACE: &str = "pf0";
 /// `pf1`). The veth is silent (IPv6 off, no addresses), so only `BPF_PROG_TEST_RUN` moves the
 /// counters of a filter attached there.
 pub fn test_network(prefix: &str) -> Result<(NetNs, VethPair)> {
-    let ns = NetNs::new(prefix)?;
-    let cfg = VethConfig { a_name: TEST_IFACE.into(), b_name: "pf1".into(), ..Default::default() };
-    let veth = VethPair::new(&ns, &ns, &cfg)?;
-    Ok((ns, veth))
+    crate::conformance::silent_veth(prefix, TEST_IFACE, "pf1")
 }
 
 /// Runs the conformance vectors against `imp`; one line per mismatch (empty: conformant).

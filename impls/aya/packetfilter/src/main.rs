@@ -1,7 +1,7 @@
 //! packetfilter with Aya: the library-specific part (load, map access, attach, ring buffer).
 //! CLI, config, reload protocol and output are `bpfeval_shared::packetfilter::run`.
 
-use std::os::fd::AsRawFd as _;
+use std::os::fd::AsFd as _;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -139,17 +139,8 @@ impl Backend for AyaFilter {
     }
 
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        // aya's RingBuf is not a waiter itself; it exposes the map fd, which is pollable.
-        let mut pfd = libc::pollfd { fd: self.events.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: one valid pollfd for the duration of the call.
-        if unsafe { libc::poll(&mut pfd, 1, ms) } < 0 {
-            let e = std::io::Error::last_os_error();
-            // A signal (stop/reload) interrupts the wait; the caller handles it next.
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).context("poll on the ring buffer");
-            }
-        }
+        // aya's RingBuf does not wait itself; its map fd is pollable.
+        bpfeval_shared::wait::readable(self.events.as_fd(), timeout).context("waiting on the ring buffer")?;
         while let Some(record) = self.events.next() {
             sink(&record);
         }
