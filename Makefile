@@ -25,8 +25,10 @@ build:
 REDBPF_IMPLS := packetfilter-redbpf
 .PHONY: build-redbpf
 build: build-redbpf
+# One cargo per package: each loader enables only its use case's part of the shared bridge,
+# which one cargo building several loaders would unify.
 build-redbpf:
-	cd impls/redbpf && cargo build $(CARGO_FLAGS) --offline $(addprefix -p ,$(REDBPF_IMPLS))
+	cd impls/redbpf && for p in $(REDBPF_IMPLS); do cargo build $(CARGO_FLAGS) --offline -p $$p || exit 1; done
 	@mkdir -p $(IMPLS_DIR)
 	@for i in $(REDBPF_IMPLS); do install -m 0755 impls/redbpf/target/release/$$i $(IMPLS_DIR)/$$i; done
 	@echo "built: $(addprefix $(IMPLS_DIR)/,$(REDBPF_IMPLS))"

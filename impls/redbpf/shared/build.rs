@@ -1,12 +1,14 @@
 //! Builds `lifecycle/` (bpfeval-shared as a shared object, a member of the root workspace) with
-//! the root workspace's toolchain and lockfile, and leaves the library in OUT_DIR for
-//! `include_bytes!`. This build runs on Rust 1.59; the nested one on the toolchain named in the
+//! the root workspace's toolchain and lockfile and this crate's use case features, and leaves the
+//! library in OUT_DIR for `include_bytes!`. This build runs on Rust 1.59; the nested one on the toolchain named in the
 //! root `rust-toolchain.toml`, in a target directory of its own under OUT_DIR.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+// Only `clean_cargo_env` is used here.
+#[allow(dead_code)]
 #[path = "../build_support.rs"]
 mod build_support;
 
@@ -28,10 +30,16 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
 
+    // The use cases this loader enabled (`CARGO_FEATURE_<NAME>`); the lifecycle has the same ones.
+    let features: Vec<String> = env::vars()
+        .filter_map(|(key, _)| key.strip_prefix("CARGO_FEATURE_").map(|f| f.to_lowercase().replace('_', "-")))
+        .collect();
+
     let target = out.join("lifecycle-target");
     let mut cargo = Command::new("rustup");
     cargo
         .args(["run", &toolchain, "cargo", "build", "--release", "--locked", "-p", "bpfeval-shared-lifecycle"])
+        .args(["--features", &features.join(",")])
         .current_dir(&root);
     // What this (1.59) cargo tells its build scripts must not leak into the nested cargo.
     build_support::clean_cargo_env(&mut cargo);

@@ -6,8 +6,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use anyhow::Result;
-use bpfeval_shared_ffi as ffi;
-use ffi::Status;
+use bpfeval_shared_ffi::packetfilter as ffi;
+use bpfeval_shared_ffi::{Sink, Status, XDP_MODE_SKB};
 
 use crate::cli::XdpMode;
 use crate::lifecycle::{self, status};
@@ -49,16 +49,16 @@ pub trait Backend {
 /// Runs the packetfilter contract (`bpfeval_shared::packetfilter::run`) with this backend and
 /// exits the process.
 pub fn run<B: Backend, F: FnOnce(&LoadParams) -> Result<B>>(lib: &str, load: F) -> ! {
-    let run = match lifecycle::symbol(ffi::PACKETFILTER_RUN) {
-        // SAFETY: the symbol is a `PacketfilterRun` (bpfeval-shared-lifecycle exports it so).
-        Ok(addr) => unsafe { std::mem::transmute::<*mut c_void, ffi::PacketfilterRun>(addr) },
+    let run = match lifecycle::symbol(ffi::RUN) {
+        // SAFETY: the symbol is a `Run` (bpfeval-shared-lifecycle exports it so).
+        Ok(addr) => unsafe { std::mem::transmute::<*mut c_void, ffi::Run>(addr) },
         Err(e) => {
             eprintln!("error: {:#}", e);
             std::process::exit(1)
         }
     };
     let mut loader = Some(load);
-    let table = ffi::PacketfilterBackend {
+    let table = ffi::Backend {
         loader: &mut loader as *mut Option<F> as *mut c_void,
         load: load_backend::<B, F>,
         set_rule_v4: set_rule_v4::<B>,
@@ -154,14 +154,14 @@ unsafe extern "C" fn clear_rule_hits<B: Backend>(b: *mut c_void, rule: u32) -> S
 }
 
 unsafe extern "C" fn attach<B: Backend>(b: *mut c_void, ifindex: u32, mode: u32) -> Status {
-    let mode = if mode == ffi::XDP_MODE_SKB { XdpMode::Skb } else { XdpMode::Native };
+    let mode = if mode == XDP_MODE_SKB { XdpMode::Skb } else { XdpMode::Native };
     status(|| backend::<B>(b).attach(ifindex, mode))
 }
 
 unsafe extern "C" fn poll_events<B: Backend>(
     b: *mut c_void,
     timeout_ms: u64,
-    sink: ffi::Sink,
+    sink: Sink,
     ctx: *mut c_void,
 ) -> Status {
     let mut forward = |record: &[u8]| sink(ctx, record.as_ptr(), record.len());

@@ -1,127 +1,37 @@
 //! `bpfeval_shared`'s lifecycles behind the C ABI of `bpfeval-shared-ffi`, for loaders built with
 //! another Rust toolchain (RedBPF's 1.59). Each exported `run` wraps the loader's function table
 //! in a `Backend` and hands it to the very same `bpfeval_shared::<usecase>::run` the Aya and
-//! libbpf-rs loaders call.
+//! libbpf-rs loaders call. One module per use case, behind a feature of the same name.
 
 use std::ffi::{c_void, CStr};
-use std::os::raw::c_char;
-use std::time::Duration;
 
 use anyhow::{anyhow, Result};
-use bpfeval_shared::cli::XdpMode;
-use bpfeval_shared::packetfilter::abi::{Settings, VERDICT_COUNT};
-use bpfeval_shared::packetfilter::{Backend, LoadParams};
 use bpfeval_shared_ffi as ffi;
 
-/// # Safety
-/// `lib` is a NUL-terminated string and `table` a valid function table, both living until exit.
-#[no_mangle]
-pub unsafe extern "C" fn bpfeval_packetfilter_run(lib: *const c_char, table: *const ffi::PacketfilterBackend) -> ! {
-    let lib = CStr::from_ptr(lib).to_string_lossy();
-    let table = &*table;
-    bpfeval_shared::packetfilter::run(&lib, |params| Foreign::load(table, params))
-}
-
-/// The loader's backend, seen through its function table.
-struct Foreign<'t> {
-    table: &'t ffi::PacketfilterBackend,
-    handle: *mut c_void,
-}
+#[cfg(feature = "packetfilter")]
+mod packetfilter;
 
 /// Turns a returned error message into an error (and gives the message back to its owner).
-fn check(table: &ffi::PacketfilterBackend, status: ffi::Status) -> Result<()> {
+#[allow(dead_code)] // with no use case enabled
+fn check(free_error: ffi::FreeError, status: ffi::Status) -> Result<()> {
     if status.is_null() {
         return Ok(());
     }
     // SAFETY: a non-null status is a NUL-terminated message the loader gave up to us until
     // we hand it back with `free_error`.
     let msg = unsafe { CStr::from_ptr(status) }.to_string_lossy().into_owned();
-    unsafe { (table.free_error)(status) };
+    unsafe { free_error(status) };
     Err(anyhow!(msg))
 }
 
-impl<'t> Foreign<'t> {
-    fn load(table: &'t ffi::PacketfilterBackend, params: &LoadParams) -> Result<Self> {
-        let mut handle = std::ptr::null_mut();
-        // SAFETY: the table's contract (see bpfeval-shared-ffi).
-        check(table, unsafe { (table.load)(table.loader, params.capacity, &mut handle) })?;
-        Ok(Foreign { table, handle })
+/// A C sink that forwards each ring buffer record to `sink`, and its context (which borrows
+/// `sink`: valid while that borrow lives).
+#[allow(dead_code)] // with no use case enabled
+fn sink(sink: &mut &mut dyn FnMut(&[u8])) -> (ffi::Sink, *mut c_void) {
+    unsafe extern "C" fn forward(ctx: *mut c_void, data: *const u8, len: usize) {
+        // SAFETY: `ctx` is the `&mut &mut dyn FnMut` below, alive for the call; `data` has `len` bytes.
+        let sink = unsafe { &mut *(ctx as *mut &mut dyn FnMut(&[u8])) };
+        sink(unsafe { std::slice::from_raw_parts(data, len) });
     }
-
-    fn check(&self, status: ffi::Status) -> Result<()> {
-        check(self.table, status)
-    }
-}
-
-// SAFETY (every call below): `handle` is the live backend `load` returned, used from this one
-// thread, and every pointer passed points to memory valid for the call.
-impl Backend for Foreign<'_> {
-    fn set_rule_v4(&mut self, prefixlen: u32, data: [u8; 8], rule: Option<u32>) -> Result<()> {
-        self.check(unsafe {
-            (self.table.set_rule_v4)(self.handle, prefixlen, &data, rule.is_some(), rule.unwrap_or(0))
-        })
-    }
-
-    fn set_rule_v6(&mut self, prefixlen: u32, data: [u8; 20], rule: Option<u32>) -> Result<()> {
-        self.check(unsafe {
-            (self.table.set_rule_v6)(self.handle, prefixlen, &data, rule.is_some(), rule.unwrap_or(0))
-        })
-    }
-
-    fn set_settings(&mut self, generation: u32, s: &Settings) -> Result<()> {
-        let settings = ffi::Settings {
-            default_drop_v4: s.default_drop_v4,
-            default_drop_v6: s.default_drop_v6,
-            log_every: s.log_every,
-            reserved: 0,
-        };
-        self.check(unsafe { (self.table.set_settings)(self.handle, generation, &settings) })
-    }
-
-    fn set_generation(&mut self, generation: u32) -> Result<()> {
-        self.check(unsafe { (self.table.set_generation)(self.handle, generation) })
-    }
-
-    fn verdicts(&self) -> Result<Vec<u64>> {
-        let mut out = vec![0u64; VERDICT_COUNT as usize];
-        self.check(unsafe { (self.table.verdicts)(self.handle, out.as_mut_ptr(), out.len()) })?;
-        Ok(out)
-    }
-
-    fn rule_hits(&self, rule: u32) -> Result<u64> {
-        let mut out = 0;
-        self.check(unsafe { (self.table.rule_hits)(self.handle, rule, &mut out) })?;
-        Ok(out)
-    }
-
-    fn clear_rule_hits(&mut self, rule: u32) -> Result<()> {
-        self.check(unsafe { (self.table.clear_rule_hits)(self.handle, rule) })
-    }
-
-    fn attach(&mut self, ifindex: u32, mode: XdpMode) -> Result<()> {
-        let mode = match mode {
-            XdpMode::Native => ffi::XDP_MODE_NATIVE,
-            XdpMode::Skb => ffi::XDP_MODE_SKB,
-        };
-        self.check(unsafe { (self.table.attach)(self.handle, ifindex, mode) })
-    }
-
-    fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        unsafe extern "C" fn forward(ctx: *mut c_void, data: *const u8, len: usize) {
-            // SAFETY: `ctx` is the `&mut dyn FnMut` below, alive for the call; `data` has `len` bytes.
-            let sink = unsafe { &mut *(ctx as *mut &mut dyn FnMut(&[u8])) };
-            sink(unsafe { std::slice::from_raw_parts(data, len) });
-        }
-        let mut sink = sink;
-        let ctx = &mut sink as *mut &mut dyn FnMut(&[u8]) as *mut c_void;
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self.check(unsafe { (self.table.poll_events)(self.handle, ms, forward, ctx) })
-    }
-}
-
-impl Drop for Foreign<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the handle is not used after this.
-        unsafe { (self.table.drop)(self.handle) };
-    }
+    (forward, sink as *mut &mut dyn FnMut(&[u8]) as *mut c_void)
 }
