@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Every implementation, as <usecase>-<lib>; each is a cargo package of that name.
-IMPLS := packetfilter-aya packetfilter-libbpf-rs loadbalancer-aya loadbalancer-libbpf-rs jittergen-aya jittergen-libbpf-rs comtrace-aya comtrace-libbpf-rs lsmbpf-aya lsmbpf-libbpf-rs
+IMPLS := packetfilter-aya packetfilter-libbpf-rs loadbalancer-aya loadbalancer-libbpf-rs jittergen-aya jittergen-libbpf-rs comtrace-aya comtrace-libbpf-rs lsmbpf-aya lsmbpf-libbpf-rs lsmbpf-redbpf
 IMPLS_DIR := target/impls
 CARGO_FLAGS := --release --locked
 
@@ -22,7 +22,7 @@ build:
 
 # RedBPF implementations: their own workspace, toolchain (impls/redbpf/rust-toolchain: Rust 1.59)
 # and vendored crates (offline), set up by impls/redbpf/setup.sh; see impls/redbpf/README.md.
-REDBPF_IMPLS := packetfilter-redbpf
+REDBPF_IMPLS := packetfilter-redbpf loadbalancer-redbpf comtrace-redbpf jittergen-redbpf
 .PHONY: build-redbpf
 build: build-redbpf
 # One cargo per package: each loader enables only its use case's part of the shared bridge,

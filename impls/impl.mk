@@ -22,8 +22,12 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # impl.mk lives in impls/, so the repository root is its parent.
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST)))..)
 PKG := $(USECASE)-$(LIB)
-# Same flags and install directory as the root Makefile's `build`.
-CARGO_FLAGS := --release --locked
+# The Cargo workspace the package builds in, relative to the root: the root workspace, or
+# RedBPF's own (WORKSPACE := impls/redbpf: its toolchain file, vendored crates, offline).
+WORKSPACE ?= .
+WS := $(abspath $(ROOT)/$(WORKSPACE))
+# Same flags and install directory as the root Makefile's `build` (and `build-redbpf`).
+CARGO_FLAGS := --release --locked $(if $(filter-out .,$(WORKSPACE)),--offline)
 BIN := $(ROOT)/target/impls/$(PKG)
 
 CONFIG ?= config.example.yml
@@ -39,8 +43,8 @@ export VAGRANT_CWD
 all: build
 
 build:
-	cd $(ROOT) && cargo build $(CARGO_FLAGS) -p $(PKG)
-	@install -D -m 0755 $(ROOT)/target/release/$(PKG) $(BIN)
+	cd $(WS) && cargo build $(CARGO_FLAGS) -p $(PKG)
+	@install -D -m 0755 $(WS)/target/release/$(PKG) $(BIN)
 	@echo "built: $(BIN)"
 
 # The example config where there is one, the interface where the use case attaches to one.
@@ -51,7 +55,7 @@ run: $(if $(NO_IFACE),,iface-given) build
 
 # `cargo clean -p` removes only this package's artifacts, not the shared workspace target/.
 clean:
-	cd $(ROOT) && cargo clean --release -p $(PKG)
+	cd $(WS) && cargo clean --release -p $(PKG)
 	rm -f $(BIN)
 
 testenvironment-up: vagrantfile

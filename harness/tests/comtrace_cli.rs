@@ -180,6 +180,11 @@ fn filters_and_table_libbpf_rs() {
 }
 
 #[test]
+fn filters_and_table_redbpf() {
+    filters("redbpf");
+}
+
+#[test]
 fn duration_aya() {
     duration_flag("aya");
 }
@@ -190,6 +195,11 @@ fn duration_libbpf_rs() {
 }
 
 #[test]
+fn duration_redbpf() {
+    duration_flag("redbpf");
+}
+
+#[test]
 fn bad_input_aya() {
     bad_input("aya");
 }
@@ -197,4 +207,9 @@ fn bad_input_aya() {
 #[test]
 fn bad_input_libbpf_rs() {
     bad_input("libbpf-rs");
+}
+
+#[test]
+fn bad_input_redbpf() {
+    bad_input("redbpf");
 }

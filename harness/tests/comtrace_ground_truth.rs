@@ -90,3 +90,8 @@ fn ground_truth_aya() {
 fn ground_truth_libbpf_rs() {
     ground_truth("libbpf-rs");
 }
+
+#[test]
+fn ground_truth_redbpf() {
+    ground_truth("redbpf");
+}

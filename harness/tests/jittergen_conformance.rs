@@ -47,3 +47,8 @@ fn aya_conformance() {
 fn libbpf_rs_conformance() {
     conformance("libbpf-rs");
 }
+
+#[test]
+fn conformance_redbpf() {
+    conformance("redbpf");
+}

@@ -187,3 +187,23 @@ fn aya_bad_input() {
 fn libbpf_rs_bad_input() {
     bad_input("libbpf-rs");
 }
+
+#[test]
+fn drop_share_redbpf() {
+    drop_share("redbpf");
+}
+
+#[test]
+fn netlink_attach_redbpf() {
+    netlink_attach("redbpf");
+}
+
+#[test]
+fn needs_fq_redbpf() {
+    needs_fq("redbpf");
+}
+
+#[test]
+fn bad_input_redbpf() {
+    bad_input("redbpf");
+}

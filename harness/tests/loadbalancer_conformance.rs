@@ -72,3 +72,8 @@ fn conformance_aya() {
 fn conformance_libbpf_rs() {
     conformance("libbpf-rs");
 }
+
+#[test]
+fn conformance_redbpf() {
+    conformance("redbpf");
+}

@@ -239,6 +239,11 @@ fn e2e_libbpf_rs() {
 }
 
 #[test]
+fn e2e_redbpf() {
+    main_flow("redbpf");
+}
+
+#[test]
 fn skb_mode_aya() {
     skb_mode("aya");
 }
@@ -246,6 +251,11 @@ fn skb_mode_aya() {
 #[test]
 fn skb_mode_libbpf_rs() {
     skb_mode("libbpf-rs");
+}
+
+#[test]
+fn skb_mode_redbpf() {
+    skb_mode("redbpf");
 }
 
 #[test]
@@ -259,6 +269,11 @@ fn reload_refused_libbpf_rs() {
 }
 
 #[test]
+fn reload_refused_redbpf() {
+    reload_refused("redbpf");
+}
+
+#[test]
 fn bad_input_aya() {
     bad_input("aya");
 }
@@ -266,4 +281,9 @@ fn bad_input_aya() {
 #[test]
 fn bad_input_libbpf_rs() {
     bad_input("libbpf-rs");
+}
+
+#[test]
+fn bad_input_redbpf() {
+    bad_input("redbpf");
 }

@@ -13,7 +13,13 @@ use harness::process::Implementation;
 fn report(lib: &str) -> &'static Report {
     static AYA: OnceLock<Result<Report, String>> = OnceLock::new();
     static LIBBPF_RS: OnceLock<Result<Report, String>> = OnceLock::new();
-    let cell = if lib == "aya" { &AYA } else { &LIBBPF_RS };
+    static REDBPF: OnceLock<Result<Report, String>> = OnceLock::new();
+    let cell = match lib {
+        "aya" => &AYA,
+        "libbpf-rs" => &LIBBPF_RS,
+        "redbpf" => &REDBPF,
+        other => panic!("no lsmbpf implementation with {other}"),
+    };
     let result = cell.get_or_init(|| {
         let run = || {
             let imp = Implementation::new(lsmbpf::USECASE, lib)?;
@@ -143,4 +149,4 @@ macro_rules! for_each_lib {
     )*};
 }
 
-for_each_lib!(aya => "aya", libbpf_rs => "libbpf-rs");
+for_each_lib!(aya => "aya", libbpf_rs => "libbpf-rs", redbpf => "redbpf");

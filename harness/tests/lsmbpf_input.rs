@@ -14,35 +14,53 @@ fn run(lib: &str, args: &[&str]) -> (i32, String) {
     (code, running.stderr())
 }
 
-#[test]
-fn bad_config_files_exit_2_naming_file_and_field() {
+fn bad_config_files(lib: &str) {
     let dir = TempDir::new("lsmbpf-input").unwrap();
     let bad_mode = dir.write("mode.yml", "mode: deny\n").unwrap();
     let unknown = dir.write("unknown.yml", "mode: audit\ncriterion: pid\n").unwrap();
     let bad_ns = dir.write("ns.yml", "containerized: uts\n").unwrap();
     let missing = dir.path().join("missing.yml");
+    for (file, needle) in [
+        (&bad_mode, "field `mode`"),
+        (&unknown, "criterion"),
+        (&bad_ns, "field `containerized`"),
+        (&missing, "cannot read"),
+    ] {
+        let (code, stderr) = run(lib, &["--config", file.to_str().unwrap()]);
+        assert_eq!(code, 2, "{lib} {}: {stderr}", file.display());
+        assert!(stderr.contains(file.to_str().unwrap()) && stderr.contains(needle), "{lib}: {stderr}");
+    }
+}
+
+fn bad_flags(lib: &str) {
+    for args in
+        [&["--mode", "deny"][..], &["--containerized", "net"], &["--stats-interval-ms", "-1"], &["--iface", "lo"]]
+    {
+        let (code, stderr) = run(lib, args);
+        assert_eq!(code, 2, "{lib} {args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn bad_config_files_exit_2_naming_file_and_field() {
     for lib in LIBS {
-        for (file, needle) in [
-            (&bad_mode, "field `mode`"),
-            (&unknown, "criterion"),
-            (&bad_ns, "field `containerized`"),
-            (&missing, "cannot read"),
-        ] {
-            let (code, stderr) = run(lib, &["--config", file.to_str().unwrap()]);
-            assert_eq!(code, 2, "{lib} {}: {stderr}", file.display());
-            assert!(stderr.contains(file.to_str().unwrap()) && stderr.contains(needle), "{lib}: {stderr}");
-        }
+        bad_config_files(lib);
     }
 }
 
 #[test]
 fn bad_flags_exit_2() {
     for lib in LIBS {
-        for args in
-            [&["--mode", "deny"][..], &["--containerized", "net"], &["--stats-interval-ms", "-1"], &["--iface", "lo"]]
-        {
-            let (code, stderr) = run(lib, args);
-            assert_eq!(code, 2, "{lib} {args:?}: {stderr}");
-        }
+        bad_flags(lib);
     }
+}
+
+#[test]
+fn bad_config_files_exit_2_naming_file_and_field_redbpf() {
+    bad_config_files("redbpf");
+}
+
+#[test]
+fn bad_flags_exit_2_redbpf() {
+    bad_flags("redbpf");
 }

@@ -1,7 +1,8 @@
 //! Source and build metrics of one implementation: lines of code, dependency count, cold and
 //! warm build time in the implementation's own target directory, BPF object and loader size.
 //! RedBPF's implementations build in their own workspace with their own toolchain ([`Cargo`]),
-//! and its toolchain's one-time cost is recorded on lines of its own.
+//! except hybrids whose loader is on today's Rust (the root workspace lists those), and its
+//! toolchain's one-time cost is recorded on lines of its own.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -24,9 +25,11 @@ pub struct Built {
 pub fn source(workspace: &Path, imp: &Implementation) -> Result<Vec<Row>> {
     let dir = imp.source_dir(workspace);
     let mut rows = metrics::loc::count(&dir)?.rows(&imp.usecase, &imp.lib);
-    let mut crates = dep_crates(&Cargo::of(workspace, &imp.lib)?, &imp.package())?;
-    if imp.lib == REDBPF {
-        // Its loader embeds bpfeval-shared, built in the root workspace (impls/redbpf/shared).
+    let cargo = Cargo::of_impl(workspace, imp)?;
+    let mut crates = dep_crates(&cargo, &imp.package())?;
+    if cargo.toolchain.is_some() {
+        // A loader on RedBPF's toolchain embeds bpfeval-shared, built in the root workspace
+        // (impls/redbpf/shared).
         crates.extend(dep_crates(&Cargo::root(workspace), REDBPF_LIFECYCLE)?);
     }
     rows.push(Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, crates.len() as f64));
@@ -82,6 +85,29 @@ impl Cargo {
         Ok(Cargo { dir, toolchain: Some(toolchain.trim().to_string()) })
     }
 
+    /// Where `imp`'s package builds: its library's workspace ([`Cargo::of`]), except for a RedBPF
+    /// package that the root workspace lists, a hybrid (lsmbpf-redbpf: RedBPF's kernel program,
+    /// aya's loader), which builds there and runs cargo-bpf in its build script.
+    pub(crate) fn of_impl(workspace: &Path, imp: &Implementation) -> Result<Cargo> {
+        let root = Cargo::root(workspace);
+        if imp.lib == REDBPF && !root.lists(&imp.package())? {
+            return Cargo::of(workspace, &imp.lib);
+        }
+        Ok(root)
+    }
+
+    /// Whether `package` is a package of this workspace (`cargo metadata --no-deps`).
+    fn lists(&self, package: &str) -> Result<bool> {
+        let out = self.command().args(["metadata", "--no-deps", "--format-version", "1"]).output();
+        let out = out.context("running cargo metadata")?;
+        if !out.status.success() {
+            bail!("cargo metadata in {}: {}", self.dir.display(), String::from_utf8_lossy(&out.stderr).trim());
+        }
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+        let packages = meta["packages"].as_array().context("no packages in cargo metadata")?;
+        Ok(packages.iter().any(|p| p["name"] == package))
+    }
+
     /// `cargo` in the workspace directory (`cargo +<toolchain> --offline` for RedBPF).
     pub(crate) fn command(&self) -> Command {
         let mut cargo = Command::new("cargo");
@@ -98,7 +124,7 @@ impl Cargo {
 pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     let workspace = ctx.workspace.as_path();
     let (u, l) = (imp.usecase.as_str(), imp.lib.as_str());
-    let cargo = Cargo::of(workspace, l)?;
+    let cargo = Cargo::of_impl(workspace, imp)?;
     let mut rows = Vec::new();
     let target = ctx.target_root().join(imp.package());
     if target.exists() {

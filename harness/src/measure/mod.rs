@@ -130,7 +130,7 @@ pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Impl
         _ => {}
     }
     // Direct dependencies as locked: `cargo tree --depth 1`.
-    if let Some(tree) = build::Cargo::of(workspace, &imp.lib)
+    if let Some(tree) = build::Cargo::of_impl(workspace, imp)
         .ok()
         .map(|cargo| cargo.command())
         .and_then(|mut cargo| {

@@ -56,13 +56,6 @@ impl UseCase for LsmBpf {
         USECASE
     }
 
-    fn missing_note(&self, lib: &str) -> String {
-        match lib {
-            "redbpf" => "RedBPF has no BPF LSM support".into(),
-            _ => "not implemented".into(),
-        }
-    }
-
     fn conformance(&self, _ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>> {
         let report = lsmbpf::run_in_guest(imp, &lsmbpf::guest_binary()?, 0)?;
         Ok(mismatches(&report))

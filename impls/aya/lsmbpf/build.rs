@@ -1,4 +1,7 @@
-//! Builds kernel/ (lsmbpf-aya-kernel) for bpfel-unknown-none; see impls/aya/build-support.
+//! Builds kernel/ (lsmbpf-aya-kernel) for bpfel-unknown-none; see impls/aya/build-support. Not
+//! for the library alone (feature `program` off), which lsmbpf-redbpf uses with its own program.
 fn main() {
-    aya_kernel_build::build_kernel();
+    if std::env::var_os("CARGO_FEATURE_PROGRAM").is_some() {
+        aya_kernel_build::build_kernel();
+    }
 }

@@ -11,16 +11,16 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::os::raw::c_int;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, Context as _, Result};
 use bpfeval_shared_redbpf::cli::XdpMode;
 use bpfeval_shared_redbpf::packetfilter::abi::{self, Settings, VERDICT_COUNT};
 use bpfeval_shared_redbpf::packetfilter::{Backend, LoadParams};
 use packetfilter_redbpf_types as types;
 use redbpf::{xdp, Array, Map, Module, ModuleBuilder, PerCpuArray, PerCpuValues};
+use redbpf_ext::{interface_name, RingBuffer};
 use tracing_subscriber::filter::LevelFilter;
 
 // The kernel program restates the ABI in `types`; keep the two in step.
@@ -61,7 +61,7 @@ impl RedbpfFilter {
         for program in module.programs.iter_mut() {
             rb(program.load(version, license.clone()), "loading the BPF program (verifier)")?;
         }
-        let events = RingBuffer::new(map(&module, "events")?.as_raw_fd())?;
+        let events = RingBuffer::new(map(&module, "events")?)?;
         Ok(Self { events, module })
     }
 
@@ -145,69 +145,13 @@ impl Backend for RedbpfFilter {
             XdpMode::Skb => xdp::Flags::SkbMode,
         };
         // RedBPF attaches by interface name.
-        let mut name = [0u8; libc::IF_NAMESIZE];
-        // SAFETY: the buffer has the IF_NAMESIZE bytes if_indextoname writes at most.
-        if unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr() as *mut _) }.is_null() {
-            return Err(io::Error::last_os_error()).with_context(|| format!("no interface with index {}", ifindex));
-        }
-        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        let name = String::from_utf8_lossy(&name[..len]).into_owned();
+        let name = interface_name(ifindex)?;
         let program = self.module.xdps_mut().find(|p| p.name() == PROGRAM).context("no program `packetfilter`")?;
         rb(program.attach_xdp(&name, flags), "attaching XDP")
     }
 
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        self.events.poll(timeout)?;
-        for record in self.events.pending.drain(..) {
-            sink(&record);
-        }
-        Ok(())
-    }
-}
-
-/// A ring buffer consumer: RedBPF only reads perf event arrays, so this is libbpf's, from
-/// bpf-sys. Records are copied out by the callback and handed to the sink after the poll.
-struct RingBuffer {
-    rb: *mut bpf_sys::ring_buffer,
-    /// Boxed: the callback holds its address.
-    pending: Box<Vec<Vec<u8>>>,
-}
-
-unsafe extern "C" fn copy_record(ctx: *mut c_void, data: *mut c_void, size: bpf_sys::size_t) -> c_int {
-    // SAFETY: `ctx` is the live `pending` vector; `data` holds `size` bytes.
-    let pending = &mut *(ctx as *mut Vec<Vec<u8>>);
-    pending.push(std::slice::from_raw_parts(data as *const u8, size as usize).to_vec());
-    0
-}
-
-impl RingBuffer {
-    fn new(map_fd: RawFd) -> Result<Self> {
-        let mut pending = Box::new(Vec::new());
-        let ctx = &mut *pending as *mut Vec<Vec<u8>> as *mut c_void;
-        // SAFETY: a valid ring buffer map fd; `ctx` outlives the consumer (both live in `Self`).
-        let rb = unsafe { bpf_sys::ring_buffer__new(map_fd, Some(copy_record), ctx, std::ptr::null()) };
-        if rb.is_null() {
-            return Err(io::Error::last_os_error()).context("ring_buffer__new on `events`");
-        }
-        Ok(Self { rb, pending })
-    }
-
-    fn poll(&mut self, timeout: Duration) -> Result<()> {
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `rb` is live until drop.
-        let n = unsafe { bpf_sys::ring_buffer__poll(self.rb, ms) };
-        // A signal (stop/reload) interrupts the wait; the caller handles it next.
-        if n < 0 && n != -libc::EINTR {
-            bail!("ring_buffer__poll: {}", io::Error::from_raw_os_error(-n));
-        }
-        Ok(())
-    }
-}
-
-impl Drop for RingBuffer {
-    fn drop(&mut self) {
-        // SAFETY: created by ring_buffer__new, freed once.
-        unsafe { bpf_sys::ring_buffer__free(self.rb) }
+        self.events.poll(timeout, sink)
     }
 }
 

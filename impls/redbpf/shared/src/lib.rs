@@ -14,3 +14,9 @@ pub mod cli;
 mod lifecycle;
 #[cfg(feature = "packetfilter")]
 pub mod packetfilter;
+#[cfg(feature = "loadbalancer")]
+pub mod loadbalancer;
+#[cfg(feature = "comtrace")]
+pub mod comtrace;
+#[cfg(feature = "jittergen")]
+pub mod jittergen;

@@ -12,9 +12,25 @@ use bpfeval_shared_ffi::Status;
 /// so that a RedBPF loader is one file like every other implementation.
 static LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libbpfeval_shared_lifecycle.so"));
 
+/// A use case's `run` function from the embedded library (`symbol`, NUL-terminated); if it
+/// cannot be had, the process exits with the error.
+///
+/// # Safety
+/// `F` is the function pointer type the library exports `symbol` as.
+pub unsafe fn entry<F>(symbol: &[u8]) -> F {
+    assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<*mut c_void>(), "a function pointer");
+    match self::symbol(symbol) {
+        Ok(addr) => std::mem::transmute_copy::<*mut c_void, F>(&addr),
+        Err(e) => {
+            eprintln!("error: {:#}", e);
+            std::process::exit(1)
+        }
+    }
+}
+
 /// Loads the embedded library from an in-memory file and returns the address of `symbol`.
 /// The library stays loaded: the process exits from inside it.
-pub fn symbol(symbol: &[u8]) -> Result<*mut c_void> {
+fn symbol(symbol: &[u8]) -> Result<*mut c_void> {
     // SAFETY: plain system calls on a file descriptor we own and close; dlopen and dlsym get
     // NUL-terminated strings.
     unsafe {
@@ -64,4 +80,21 @@ pub fn status(call: impl FnOnce() -> Result<()>) -> Status {
 /// Gives an error message from [`status`] back.
 pub unsafe extern "C" fn free_error(error: *mut c_char) {
     drop(CString::from_raw(error));
+}
+
+// The parts of every use case's table that do not depend on the use case. SAFETY: the lifecycle
+// passes the handle `load` returned, from one thread (bpfeval-shared-ffi's contract).
+
+/// The backend behind a table handle.
+pub unsafe fn backend<'a, B>(b: *mut c_void) -> &'a mut B {
+    &mut *(b as *mut B)
+}
+
+/// The table's `drop`: drops (and so detaches) the backend.
+pub unsafe extern "C" fn drop_backend<B>(b: *mut c_void) {
+    // A panic must not unwind into the lifecycle.
+    if catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(b as *mut B)))).is_err() {
+        eprintln!("error: panic while detaching the program");
+        std::process::abort();
+    }
 }

@@ -2,7 +2,6 @@
 //! shared lifecycle through `bpfeval-shared-ffi`.
 
 use std::ffi::{c_void, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -10,7 +9,7 @@ use bpfeval_shared_ffi::packetfilter as ffi;
 use bpfeval_shared_ffi::{Sink, Status, XDP_MODE_SKB};
 
 use crate::cli::XdpMode;
-use crate::lifecycle::{self, status};
+use crate::lifecycle::{self, backend, drop_backend, status};
 
 /// The map layout every library's program implements: the very file `bpfeval-shared` compiles.
 #[path = "../../../shared/src/packetfilter/abi.rs"]
@@ -49,14 +48,8 @@ pub trait Backend {
 /// Runs the packetfilter contract (`bpfeval_shared::packetfilter::run`) with this backend and
 /// exits the process.
 pub fn run<B: Backend, F: FnOnce(&LoadParams) -> Result<B>>(lib: &str, load: F) -> ! {
-    let run = match lifecycle::symbol(ffi::RUN) {
-        // SAFETY: the symbol is a `Run` (bpfeval-shared-lifecycle exports it so).
-        Ok(addr) => unsafe { std::mem::transmute::<*mut c_void, ffi::Run>(addr) },
-        Err(e) => {
-            eprintln!("error: {:#}", e);
-            std::process::exit(1)
-        }
-    };
+    // SAFETY: bpfeval-shared-lifecycle exports `RUN` as a `Run`.
+    let run: ffi::Run = unsafe { lifecycle::entry(ffi::RUN) };
     let mut loader = Some(load);
     let table = ffi::Backend {
         loader: &mut loader as *mut Option<F> as *mut c_void,
@@ -80,10 +73,6 @@ pub fn run<B: Backend, F: FnOnce(&LoadParams) -> Result<B>>(lib: &str, load: F) 
 
 // The table's functions. SAFETY (all of them): the lifecycle passes the handle `load` returned,
 // from one thread, and pointers valid for the call (bpfeval-shared-ffi's contract).
-
-unsafe fn backend<'a, B>(b: *mut c_void) -> &'a mut B {
-    &mut *(b as *mut B)
-}
 
 unsafe extern "C" fn load_backend<B: Backend, F: FnOnce(&LoadParams) -> Result<B>>(
     loader: *mut c_void,
@@ -166,12 +155,4 @@ unsafe extern "C" fn poll_events<B: Backend>(
 ) -> Status {
     let mut forward = |record: &[u8]| sink(ctx, record.as_ptr(), record.len());
     status(|| backend::<B>(b).poll_events(Duration::from_millis(timeout_ms), &mut forward))
-}
-
-unsafe extern "C" fn drop_backend<B: Backend>(b: *mut c_void) {
-    // Dropping detaches; a panic must not unwind into the lifecycle.
-    if catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(b as *mut B)))).is_err() {
-        eprintln!("error: panic while detaching the program");
-        std::process::abort();
-    }
 }

@@ -16,12 +16,21 @@ use std::os::raw::c_char;
 
 #[cfg(feature = "packetfilter")]
 pub mod packetfilter;
+#[cfg(feature = "loadbalancer")]
+pub mod loadbalancer;
+#[cfg(feature = "comtrace")]
+pub mod comtrace;
+#[cfg(feature = "jittergen")]
+pub mod jittergen;
 
 /// An error message, or null for success (see the module docs).
 pub type Status = *mut c_char;
 
 /// Gives an error message back to the side that made it.
 pub type FreeError = unsafe extern "C" fn(error: *mut c_char);
+
+/// Drops the backend behind a handle (which detaches its program).
+pub type DropBackend = unsafe extern "C" fn(b: *mut c_void);
 
 /// Receives one ring buffer record.
 pub type Sink = unsafe extern "C" fn(ctx: *mut c_void, data: *const u8, len: usize);

@@ -3,7 +3,7 @@
 use std::ffi::c_void;
 use std::os::raw::c_char;
 
-use crate::{FreeError, Sink, Status};
+use crate::{DropBackend, FreeError, Sink, Status};
 
 /// `settings[generation]` (`bpfeval_shared::packetfilter::abi::Settings`).
 #[repr(C)]
@@ -33,7 +33,7 @@ pub struct Backend {
     pub clear_rule_hits: unsafe extern "C" fn(b: *mut c_void, rule: u32) -> Status,
     pub attach: unsafe extern "C" fn(b: *mut c_void, ifindex: u32, xdp_mode: u32) -> Status,
     pub poll_events: unsafe extern "C" fn(b: *mut c_void, timeout_ms: u64, sink: Sink, sink_ctx: *mut c_void) -> Status,
-    pub drop: unsafe extern "C" fn(b: *mut c_void),
+    pub drop: DropBackend,
     pub free_error: FreeError,
 }
 

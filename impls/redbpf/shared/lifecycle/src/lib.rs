@@ -10,6 +10,48 @@ use bpfeval_shared_ffi as ffi;
 
 #[cfg(feature = "packetfilter")]
 mod packetfilter;
+#[cfg(feature = "loadbalancer")]
+mod loadbalancer;
+#[cfg(feature = "comtrace")]
+mod comtrace;
+#[cfg(feature = "jittergen")]
+mod jittergen;
+
+/// What every use case's function table has besides its backend's methods.
+#[allow(dead_code)] // with no use case enabled
+trait Table {
+    fn free_error(&self) -> ffi::FreeError;
+    fn drop_backend(&self) -> ffi::DropBackend;
+}
+
+/// The loader's backend, seen through its function table: each use case implements its
+/// `bpfeval_shared::<usecase>::Backend` for `Foreign<'_, its table>`.
+#[allow(dead_code)] // with no use case enabled
+struct Foreign<'t, T: Table> {
+    table: &'t T,
+    handle: *mut c_void,
+}
+
+#[allow(dead_code)] // with no use case enabled
+impl<'t, T: Table> Foreign<'t, T> {
+    /// Calls the table's `load` through `call`, which passes on where to write the handle.
+    fn load(table: &'t T, call: impl FnOnce(*mut *mut c_void) -> ffi::Status) -> Result<Self> {
+        let mut handle = std::ptr::null_mut();
+        check(table.free_error(), call(&mut handle))?;
+        Ok(Foreign { table, handle })
+    }
+
+    fn check(&self, status: ffi::Status) -> Result<()> {
+        check(self.table.free_error(), status)
+    }
+}
+
+impl<T: Table> Drop for Foreign<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the handle is not used after this.
+        unsafe { (self.table.drop_backend())(self.handle) };
+    }
+}
 
 /// Turns a returned error message into an error (and gives the message back to its owner).
 #[allow(dead_code)] // with no use case enabled

@@ -1,6 +1,6 @@
 //! `bpfeval_packetfilter_run`: `bpfeval_shared::packetfilter::run` over the loader's table.
 
-use std::ffi::{c_void, CStr};
+use std::ffi::CStr;
 use std::os::raw::c_char;
 use std::time::Duration;
 
@@ -10,37 +10,36 @@ use bpfeval_shared::packetfilter::abi::{Settings, VERDICT_COUNT};
 use bpfeval_shared::packetfilter::{Backend, LoadParams};
 use bpfeval_shared_ffi::{self as ffi, packetfilter::Backend as Table};
 
+use crate::Foreign;
+
 /// # Safety
 /// `lib` is a NUL-terminated string and `table` a valid function table, both living until exit.
 #[no_mangle]
 pub unsafe extern "C" fn bpfeval_packetfilter_run(lib: *const c_char, table: *const Table) -> ! {
     let lib = CStr::from_ptr(lib).to_string_lossy();
     let table = &*table;
-    bpfeval_shared::packetfilter::run(&lib, |params| Foreign::load(table, params))
+    bpfeval_shared::packetfilter::run(&lib, |params| load(table, params))
 }
 
-/// The loader's backend, seen through its function table.
-struct Foreign<'t> {
-    table: &'t Table,
-    handle: *mut c_void,
+impl crate::Table for Table {
+    fn free_error(&self) -> ffi::FreeError {
+        self.free_error
+    }
+
+    fn drop_backend(&self) -> ffi::DropBackend {
+        self.drop
+    }
 }
 
-impl<'t> Foreign<'t> {
-    fn load(table: &'t Table, params: &LoadParams) -> Result<Self> {
-        let mut handle = std::ptr::null_mut();
-        // SAFETY: the table's contract (see bpfeval-shared-ffi).
-        crate::check(table.free_error, unsafe { (table.load)(table.loader, params.capacity, &mut handle) })?;
-        Ok(Foreign { table, handle })
-    }
-
-    fn check(&self, status: ffi::Status) -> Result<()> {
-        crate::check(self.table.free_error, status)
-    }
+/// Loads the loader's backend through its table.
+fn load<'t>(table: &'t Table, params: &LoadParams) -> Result<Foreign<'t, Table>> {
+    // SAFETY: the table's contract (see bpfeval-shared-ffi).
+    Foreign::load(table, |handle| unsafe { (table.load)(table.loader, params.capacity, handle) })
 }
 
 // SAFETY (every call below): `handle` is the live backend `load` returned, used from this one
 // thread, and every pointer passed points to memory valid for the call.
-impl Backend for Foreign<'_> {
+impl Backend for Foreign<'_, Table> {
     fn set_rule_v4(&mut self, prefixlen: u32, data: [u8; 8], rule: Option<u32>) -> Result<()> {
         self.check(unsafe {
             (self.table.set_rule_v4)(self.handle, prefixlen, &data, rule.is_some(), rule.unwrap_or(0))
@@ -96,12 +95,5 @@ impl Backend for Foreign<'_> {
         let (forward, ctx) = crate::sink(&mut sink);
         let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self.check(unsafe { (self.table.poll_events)(self.handle, ms, forward, ctx) })
-    }
-}
-
-impl Drop for Foreign<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the handle is not used after this.
-        unsafe { (self.table.drop)(self.handle) };
     }
 }
