@@ -27,17 +27,9 @@ pub trait UseCase {
         let (status, note) = if dir.join("Cargo.toml").exists() {
             declared_capability(&dir)
         } else {
-            (Status::Missing, self.missing_note(lib))
+            (Status::Missing, "not implemented".into())
         };
         Capability { usecase: self.name().into(), lib: lib.into(), status, note }
-    }
-
-    /// Why `lib` has no implementation (yet).
-    fn missing_note(&self, lib: &str) -> String {
-        match lib {
-            "redbpf" => "not implemented yet (issue #8)".into(),
-            _ => "not implemented".into(),
-        }
     }
 
     /// Runs the shared conformance vectors; returns one line per mismatch.
