@@ -69,6 +69,8 @@ stamp() { cat Cargo.lock tools/cargo-bpf/Cargo.lock patches/*.patch | sha256sum 
 if [[ ! -f vendor/.bpfeval-stamp || $(cat vendor/.bpfeval-stamp) != "$(stamp)" ]]; then
   log "vendoring crates and patching redbpf"
   started=$(now)
+  # From scratch: no stale crates, and the time recorded is what a fresh machine pays.
+  rm -rf vendor
   # cargo-bpf's crates first: they include the pristine redbpf 2.3.0 the patches apply to.
   modern_cargo vendor --quiet --locked --manifest-path "$HERE/tools/cargo-bpf/Cargo.toml" "$HERE/vendor" >/dev/null
   rm -rf patched/redbpf
