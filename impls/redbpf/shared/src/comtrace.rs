@@ -8,7 +8,7 @@ use anyhow::Result;
 use bpfeval_shared_ffi::comtrace as ffi;
 use bpfeval_shared_ffi::{Sink, Status};
 
-use crate::lifecycle::{self, backend, drop_backend, status};
+use crate::lifecycle::{self, backend, copy_counters, drop_backend, forward, status};
 
 /// The layout every library's program implements: the very file `bpfeval-shared` compiles.
 #[path = "../../../shared/src/comtrace/abi.rs"]
@@ -101,15 +101,9 @@ unsafe extern "C" fn attach<B: Backend>(b: *mut c_void) -> Status {
 }
 
 unsafe extern "C" fn counters<B: Backend>(b: *mut c_void, out: *mut u64, len: usize) -> Status {
-    status(|| {
-        let counters = backend::<B>(b).counters()?;
-        anyhow::ensure!(counters.len() == len, "{} counters, expected {}", counters.len(), len);
-        std::slice::from_raw_parts_mut(out, len).copy_from_slice(&counters);
-        Ok(())
-    })
+    status(|| copy_counters(backend::<B>(b).counters()?, out, len))
 }
 
 unsafe extern "C" fn poll_events<B: Backend>(b: *mut c_void, timeout_ms: u64, sink: Sink, ctx: *mut c_void) -> Status {
-    let mut forward = |record: &[u8]| sink(ctx, record.as_ptr(), record.len());
-    status(|| backend::<B>(b).poll_events(Duration::from_millis(timeout_ms), &mut forward))
+    status(|| backend::<B>(b).poll_events(Duration::from_millis(timeout_ms), &mut forward(sink, ctx)))
 }

@@ -8,7 +8,7 @@ use anyhow::Result;
 use bpfeval_shared_ffi::jittergen as ffi;
 use bpfeval_shared_ffi::Status;
 
-use crate::lifecycle::{self, backend, drop_backend, status};
+use crate::lifecycle::{self, backend, copy_counters, drop_backend, status};
 
 /// The map layout every library's program implements: the very file `bpfeval-shared` compiles.
 #[path = "../../../shared/src/jittergen/abi.rs"]
@@ -102,12 +102,7 @@ unsafe extern "C" fn set_settings<B: Backend>(b: *mut c_void, rule_count: u32) -
 }
 
 unsafe extern "C" fn counters<B: Backend>(b: *mut c_void, out: *mut u64, len: usize) -> Status {
-    status(|| {
-        let counters = backend::<B>(b).counters()?;
-        anyhow::ensure!(counters.len() == len, "{} counters, expected {}", counters.len(), len);
-        std::slice::from_raw_parts_mut(out, len).copy_from_slice(&counters);
-        Ok(())
-    })
+    status(|| copy_counters(backend::<B>(b).counters()?, out, len))
 }
 
 unsafe extern "C" fn rule_hits<B: Backend>(b: *mut c_void, rule: u32, out: *mut u64) -> Status {

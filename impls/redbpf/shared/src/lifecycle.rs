@@ -6,7 +6,7 @@ use std::os::raw::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use anyhow::{bail, Context, Result};
-use bpfeval_shared_ffi::Status;
+use bpfeval_shared_ffi::{Sink, Status};
 
 /// `libbpfeval_shared_lifecycle.so`, built by build.rs with the workspace's toolchain. Embedded,
 /// so that a RedBPF loader is one file like every other implementation.
@@ -97,4 +97,17 @@ pub unsafe extern "C" fn drop_backend<B>(b: *mut c_void) {
         eprintln!("error: panic while detaching the program");
         std::process::abort();
     }
+}
+
+/// Writes a backend's counters to the lifecycle's `out`, which has room for `len`.
+pub unsafe fn copy_counters(counters: Vec<u64>, out: *mut u64, len: usize) -> Result<()> {
+    anyhow::ensure!(counters.len() == len, "{} counters, expected {}", counters.len(), len);
+    std::slice::from_raw_parts_mut(out, len).copy_from_slice(&counters);
+    Ok(())
+}
+
+/// The lifecycle's C sink as the `FnMut` a backend's `poll_events` takes.
+pub fn forward(sink: Sink, ctx: *mut c_void) -> impl FnMut(&[u8]) {
+    // SAFETY: the lifecycle keeps `ctx` valid for the poll call this closure lives in.
+    move |record: &[u8]| unsafe { sink(ctx, record.as_ptr(), record.len()) }
 }

@@ -9,7 +9,7 @@ use bpfeval_shared_ffi::loadbalancer as ffi;
 use bpfeval_shared_ffi::{Sink, Status, XDP_MODE_SKB};
 
 use crate::cli::XdpMode;
-use crate::lifecycle::{self, backend, drop_backend, status};
+use crate::lifecycle::{self, backend, copy_counters, drop_backend, forward, status};
 
 /// The map layout and flow hash every library's program implements: the very file
 /// `bpfeval-shared` compiles.
@@ -112,12 +112,7 @@ unsafe extern "C" fn set_table_entry<B: Backend>(b: *mut c_void, index: u32, slo
 }
 
 unsafe extern "C" fn verdicts<B: Backend>(b: *mut c_void, out: *mut u64, len: usize) -> Status {
-    status(|| {
-        let counters = backend::<B>(b).verdicts()?;
-        anyhow::ensure!(counters.len() == len, "{} verdict counters, expected {}", counters.len(), len);
-        std::slice::from_raw_parts_mut(out, len).copy_from_slice(&counters);
-        Ok(())
-    })
+    status(|| copy_counters(backend::<B>(b).verdicts()?, out, len))
 }
 
 unsafe extern "C" fn backend_hits<B: Backend>(b: *mut c_void, slot: u32, out: *mut u64) -> Status {
@@ -142,6 +137,5 @@ unsafe extern "C" fn poll_events<B: Backend>(
     sink: Sink,
     ctx: *mut c_void,
 ) -> Status {
-    let mut forward = |record: &[u8]| sink(ctx, record.as_ptr(), record.len());
-    status(|| backend::<B>(b).poll_events(Duration::from_millis(timeout_ms), &mut forward))
+    status(|| backend::<B>(b).poll_events(Duration::from_millis(timeout_ms), &mut forward(sink, ctx)))
 }

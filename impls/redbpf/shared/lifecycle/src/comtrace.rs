@@ -63,9 +63,6 @@ impl Backend for Foreign<'_, Table> {
     }
 
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        let mut sink = sink;
-        let (forward, ctx) = crate::sink(&mut sink);
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        self.check(unsafe { (self.table.poll_events)(self.handle, ms, forward, ctx) })
+        self.poll(timeout, sink, |ms, forward, ctx| unsafe { (self.table.poll_events)(self.handle, ms, forward, ctx) })
     }
 }

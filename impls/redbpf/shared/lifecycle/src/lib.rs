@@ -4,6 +4,7 @@
 //! libbpf-rs loaders call. One module per use case, behind a feature of the same name.
 
 use std::ffi::{c_void, CStr};
+use std::time::Duration;
 
 use anyhow::{anyhow, Result};
 use bpfeval_shared_ffi as ffi;
@@ -43,6 +44,19 @@ impl<'t, T: Table> Foreign<'t, T> {
 
     fn check(&self, status: ffi::Status) -> Result<()> {
         check(self.table.free_error(), status)
+    }
+
+    /// Calls the table's `poll_events` through `call` (timeout in ms, C sink, its context),
+    /// forwarding each record to `sink`.
+    fn poll(
+        &self,
+        timeout: Duration,
+        mut sink: &mut dyn FnMut(&[u8]),
+        call: impl FnOnce(u64, ffi::Sink, *mut c_void) -> ffi::Status,
+    ) -> Result<()> {
+        let (forward, ctx) = self::sink(&mut sink);
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.check(call(ms, forward, ctx))
     }
 }
 
