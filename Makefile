@@ -36,11 +36,13 @@ build-redbpf:
 run: setup build
 	cargo run $(CARGO_FLAGS) -p harness -- run all
 
+# Would set-up resolve on a fresh machine (apt simulated against the package state before set-up)?
 # Unit tests, the shared conformance suite and the end-to-end tests, against the release
 # binaries in target/impls (they load real programs: run as root); the Vagrantfiles; and one
 # quick harness run end to end, whose report lands in target/ci-report.
 test: setup build
-	cargo test $(CARGO_FLAGS)
+	scripts/setup.sh --check-fresh
+	cargo test $(CARGO_FLAGS) --no-fail-fast
 	vagrant/test.sh
 	cargo run $(CARGO_FLAGS) -p harness -- run packetfilter --quick --quiet --out target/ci-report
 

@@ -14,29 +14,113 @@ BPF_LINKER_VERSION=0.10.3
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------------------------
-APT_PACKAGES=(
-  # libbpf-rs: clang for the C kernel programs, libelf/zlib for the vendored libbpf
-  clang llvm libelf-dev zlib1g-dev pkg-config linux-libc-dev make
-  # test beds and measurements
-  iproute2 bpftool ethtool xdp-tools iperf3
-  # the VM guest (BPF LSM, fq/netem): qemu under TCG, Debian's 6.1 kernel and its modules
-  qemu-system-x86 linux-image-amd64 busybox-static cpio xz-utils
-  # report plots render text with this font
-  fonts-dejavu-core
-  # the thesis' VM workflow: vagrant/test.sh validates every Vagrantfile
-  vagrant vagrant-libvirt
-  # RedBPF (impls/redbpf/setup.sh): cargo-bpf links LLVM 13, redbpf-probes runs bindgen over the 6.1 headers
-  llvm-13-dev clang-13 libclang-13-dev llvm-13 linux-headers-amd64 patch
-)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  log "installing apt packages: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The list, with the suite each comes from and why, is scripts/apt-packages.
+BACKPORTS=bookworm-backports
+BACKPORTS_SOURCE=/etc/apt/sources.list.d/bpf-eval-backports.sources
+# The machine's package state before the first set-up, for --check-fresh.
+BEFORE=/var/lib/bpf-eval/dpkg-status.before-setup
+
+packages() { # packages [SUITE]: the names in scripts/apt-packages, of SUITE or all
+  awk -v s="${1:-}" '!/^[[:space:]]*(#|$)/ && (s == "" || $2 == s) { print $1 }' scripts/apt-packages
+}
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+have_backports_source() { grep -rqs "^[^#]*$BACKPORTS" /etc/apt/sources.list /etc/apt/sources.list.d/; }
+
+apt_install() { # apt_install [-s] SUITE PACKAGE...: one install; -t only for a suite other than bookworm
+  local sim=() target=()
+  [[ $1 == -s ]] && { sim=(-s); shift; }
+  [[ $1 != bookworm ]] && target=(-t "$1")
+  shift
+  DEBIAN_FRONTEND=noninteractive apt-get install "${sim[@]}" -y -q --no-install-recommends "${target[@]}" \
+    ${APT_STATUS:+-o "Dir::State::status=$APT_STATUS"} "$@"
+}
+
+# Says which package cannot be installed, why (apt's own lines) and what to do; exits 1.
+explain() { # explain SUITE APT_OUTPUT PACKAGE...
+  local suite=$1 out=$2 p one; shift 2
+  log "ERROR: apt cannot install set-up's packages from $suite."
+  for p in "$@"; do
+    one=$(apt_install -s "$suite" "$p" 2>&1) && ! grep -q '^Remv ' <<<"$one" && continue
+    log "  package $p ($(grep -m1 "^$p " scripts/apt-packages | sed 's/.*# *//')):"
+    grep -E "^E: |Breaks|Depends|Conflicts|Unable to locate|no installation candidate|^Remv " <<<"$one" \
+      | sed 's/^/      /' >&2 || true
+    if grep -q "Unable to locate\|no installation candidate" <<<"$one"; then
+      log "    fix: $p is in none of apt's suites: check /etc/apt/sources.list* for Debian $suite, then apt-get update"
+    elif grep -q "^Remv " <<<"$one"; then
+      log "    fix: installing $p would remove the packages marked Remv; set-up never removes packages:"
+      log "         remove them yourself if that is intended, then run set-up again"
+    else
+      log "    fix: an installed package conflicts with $p or its dependencies (apt-cache policy NAME shows where"
+      log "         each comes from); if it comes from $BACKPORTS, $p must come from there too: set its"
+      log "         suite to $BACKPORTS in scripts/apt-packages"
+    fi
+  done
+  grep -q "^E: " <<<"$out" && log "  apt said: $(grep -m1 '^E: ' <<<"$out")"
+  exit 1
+}
+install_from() { # install_from SUITE PACKAGE...: simulated first, so a conflict is explained, never half-done
+  local suite=$1 out; shift
+  (($#)) || return 0
+  if ! out=$(apt_install -s "$suite" "$@" 2>&1) || grep -q '^Remv ' <<<"$out"; then explain "$suite" "$out" "$@"; fi
+  [[ ${SIMULATE:-} ]] && return 0
+  log "installing from $suite: $*"
+  out=$(apt_install "$suite" "$@" 2>&1) || { printf '%s\n' "$out" | tail -20 >&2; explain "$suite" "$out" "$@"; }
+}
+ensure_backports_source() {
+  have_backports_source && return 0
+  log "adding Debian $BACKPORTS to apt's sources: $BACKPORTS_SOURCE (NotAutomatic: only what set-up names comes from it)"
+  cat > "$BACKPORTS_SOURCE" <<EOF
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: $BACKPORTS
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+}
+apt_update() {
+  local out
+  out=$(apt-get update -q 2>&1) || {
+    grep -E "^(E|W): " <<<"$out" >&2
+    log "ERROR: apt-get update failed: is Debian's archive reachable, and are /etc/apt/sources.list* valid?"
+    exit 1
+  }
+}
+
+# --check-fresh: would set-up resolve on a fresh machine? apt simulates the whole list against the
+# package state recorded before the first set-up (without it: this machine's state less set-up's
+# packages and everything installed automatically), and fails on a conflict or a removal.
+if [[ ${1:-} == --check-fresh ]]; then
+  have_backports_source || { log "no $BACKPORTS source: run scripts/setup.sh first"; exit 1; }
+  fresh=$(mktemp -d)
+  trap 'rm -rf "$fresh"' EXIT
+  if [[ -f $BEFORE ]]; then
+    cp "$BEFORE" "$fresh/status"
+    from="the state before the first set-up ($BEFORE)"
+  else
+    { packages; apt-mark showauto; } | sort -u > "$fresh/drop"
+    awk -v drop="$fresh/drop" 'BEGIN { while ((getline l < drop) > 0) d[l] = 1; RS = ""; ORS = "\n\n" }
+      { split($0, f, "\n"); n = f[1]; sub(/^Package: /, "", n); if (!(n in d)) print }' \
+      /var/lib/dpkg/status > "$fresh/status"
+    from="this machine less set-up's packages and all automatically installed ones"
+  fi
+  export APT_STATUS=$fresh/status SIMULATE=1
+  # shellcheck disable=SC2046 # one package name a word
+  install_from bookworm $(packages bookworm)
+  # shellcheck disable=SC2046
+  install_from "$BACKPORTS" $(packages "$BACKPORTS")
+  log "fresh machine: all $(packages | wc -l) packages resolve, nothing removed (against $from)"
+  exit 0
+fi
+
+[[ -f $BEFORE ]] || { mkdir -p "$(dirname "$BEFORE")"; cp /var/lib/dpkg/status "$BEFORE"; }
+missing=() missing_backports=()
+for p in $(packages bookworm); do installed "$p" || missing+=("$p"); done
+for p in $(packages "$BACKPORTS"); do installed "$p" || missing_backports+=("$p"); done
+if ((${#missing[@]} + ${#missing_backports[@]})); then
+  ((${#missing_backports[@]})) && ensure_backports_source
+  apt_update
+  install_from bookworm "${missing[@]}"
+  install_from "$BACKPORTS" "${missing_backports[@]}"
 fi
 
 # --- Rust toolchains -------------------------------------------------------------------------
