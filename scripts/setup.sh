@@ -35,26 +35,28 @@ apt_install() { # apt_install [-s] SUITE PACKAGE...: one install; -t only for a 
     ${APT_STATUS:+-o "Dir::State::status=$APT_STATUS"} "$@"
 }
 
-# Says which package cannot be installed, why (apt's own lines) and what to do; exits 1.
-explain() { # explain SUITE APT_OUTPUT PACKAGE...
-  local suite=$1 out=$2 p one; shift 2
+# Why apt cannot install PACKAGE from SUITE (apt's own lines) and what to do; false if it can.
+why_not() { # why_not SUITE PACKAGE
+  local suite=$1 p=$2 one
+  one=$(apt_install -s "$suite" "$p" 2>&1) && ! grep -q '^Remv ' <<<"$one" && return 1
+  log "  package $p ($(grep -m1 "^$p " scripts/apt-packages | sed 's/.*# *//')), from $suite:"
+  grep -E "^E: |Breaks|Depends|Conflicts|Unable to locate|no installation candidate|^Remv " <<<"$one" \
+    | sed 's/^/      /' >&2 || true
+  if grep -q "Unable to locate\|no installation candidate" <<<"$one"; then
+    log "    fix: $p is in none of apt's suites: check /etc/apt/sources.list* for Debian $suite, then apt-get update"
+  elif grep -q "^Remv " <<<"$one"; then
+    log "    fix: installing $p would remove the packages marked Remv; set-up never removes packages:"
+    log "         remove them yourself if that is intended, then run set-up again"
+  else
+    log "    fix: an installed package conflicts with $p or its dependencies (apt-cache policy NAME shows where"
+    log "         each comes from); if it comes from $BACKPORTS, $p must come from there too: set its"
+    log "         suite to $BACKPORTS in scripts/apt-packages"
+  fi
+}
+explain() { # explain SUITE APT_OUTPUT PACKAGE...: why_not for each, then exit 1
+  local suite=$1 out=$2 p; shift 2
   log "ERROR: apt cannot install set-up's packages from $suite."
-  for p in "$@"; do
-    one=$(apt_install -s "$suite" "$p" 2>&1) && ! grep -q '^Remv ' <<<"$one" && continue
-    log "  package $p ($(grep -m1 "^$p " scripts/apt-packages | sed 's/.*# *//')):"
-    grep -E "^E: |Breaks|Depends|Conflicts|Unable to locate|no installation candidate|^Remv " <<<"$one" \
-      | sed 's/^/      /' >&2 || true
-    if grep -q "Unable to locate\|no installation candidate" <<<"$one"; then
-      log "    fix: $p is in none of apt's suites: check /etc/apt/sources.list* for Debian $suite, then apt-get update"
-    elif grep -q "^Remv " <<<"$one"; then
-      log "    fix: installing $p would remove the packages marked Remv; set-up never removes packages:"
-      log "         remove them yourself if that is intended, then run set-up again"
-    else
-      log "    fix: an installed package conflicts with $p or its dependencies (apt-cache policy NAME shows where"
-      log "         each comes from); if it comes from $BACKPORTS, $p must come from there too: set its"
-      log "         suite to $BACKPORTS in scripts/apt-packages"
-    fi
-  done
+  for p in "$@"; do why_not "$suite" "$p" || true; done
   grep -q "^E: " <<<"$out" && log "  apt said: $(grep -m1 '^E: ' <<<"$out")"
   exit 1
 }
@@ -86,29 +88,67 @@ apt_update() {
   }
 }
 
-# --check-fresh: would set-up resolve on a fresh machine? apt simulates the whole list against the
-# package state recorded before the first set-up (without it: this machine's state less set-up's
-# packages and everything installed automatically), and fails on a conflict or a removal.
+# --doctor: one line per package (ok, missing, or cannot be installed and why), for `harness doctor`.
+if [[ ${1:-} == --doctor ]]; then
+  bad=0
+  for suite in bookworm "$BACKPORTS"; do
+    for p in $(packages "$suite"); do
+      version=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+      if installed "$p"; then
+        # A backports package installed from bookworm is the version that conflicts.
+        if [[ $suite == "$BACKPORTS" && $version != *bpo* ]]; then
+          echo "CONFLICT apt $p $version: set-up wants it from $BACKPORTS; fix: apt-get install -t $BACKPORTS $p"; bad=1
+        else echo "ok apt $p $version"; fi
+      elif [[ $suite == "$BACKPORTS" ]] && ! have_backports_source; then
+        echo "MISSING-SUITE apt $p: Debian $BACKPORTS is not in apt's sources; fix: make setup (adds $BACKPORTS_SOURCE)"; bad=1
+      elif why_not "$suite" "$p" 2>/tmp/bpf-eval-why.$$; then
+        why=$(tr '\n' ' ' </tmp/bpf-eval-why.$$ | sed 's/setup: //g; s/  */ /g')
+        echo "CONFLICT apt $p: ${why%% fix: *}; fix: ${why#* fix: }"; bad=1
+      else
+        echo "MISSING apt $p ($suite); fix: make setup"; bad=1
+      fi
+    done
+  done
+  rm -f /tmp/bpf-eval-why.$$
+  exit $bad
+fi
+
+# --check-fresh: would set-up resolve on a fresh machine? apt simulates the whole list against two
+# package states, and fails on a conflict or a removal: (1) this machine kind as it comes, which is
+# the state recorded before the first set-up (BPF_EVAL_FRESH_STATUS names another; without either,
+# this machine's state less set-up's packages and everything installed automatically); (2) a plain
+# Debian 12: the same less every package from backports.
 if [[ ${1:-} == --check-fresh ]]; then
   have_backports_source || { log "no $BACKPORTS source: run scripts/setup.sh first"; exit 1; }
   fresh=$(mktemp -d)
   trap 'rm -rf "$fresh"' EXIT
-  if [[ -f $BEFORE ]]; then
-    cp "$BEFORE" "$fresh/status"
-    from="the state before the first set-up ($BEFORE)"
+  drop() { # drop STATUS_IN STATUS_OUT AWK_CONDITION_ON_NAME_AND_VERSION
+    awk -v dropfile="$fresh/drop" 'BEGIN { while ((getline l < dropfile) > 0) d[l] = 1; RS = ""; ORS = "\n\n" }
+      { name = $0; sub(/^Package: /, "", name); sub(/\n.*/, "", name)
+        version = ""; if (match($0, /\nVersion: [^\n]*/)) version = substr($0, RSTART + 10, RLENGTH - 10)
+        if ('"$3"') print }' "$1" > "$2"
+  }
+  : > "$fresh/drop"
+  if [[ -n ${BPF_EVAL_FRESH_STATUS:-} ]]; then
+    cp "$BPF_EVAL_FRESH_STATUS" "$fresh/image"; from="$BPF_EVAL_FRESH_STATUS"
+  elif [[ -f $BEFORE ]]; then
+    cp "$BEFORE" "$fresh/image"; from="the state before the first set-up ($BEFORE)"
   else
     { packages; apt-mark showauto; } | sort -u > "$fresh/drop"
-    awk -v drop="$fresh/drop" 'BEGIN { while ((getline l < drop) > 0) d[l] = 1; RS = ""; ORS = "\n\n" }
-      { split($0, f, "\n"); n = f[1]; sub(/^Package: /, "", n); if (!(n in d)) print }' \
-      /var/lib/dpkg/status > "$fresh/status"
+    drop /var/lib/dpkg/status "$fresh/image" '!(name in d)'
     from="this machine less set-up's packages and all automatically installed ones"
   fi
-  export APT_STATUS=$fresh/status SIMULATE=1
-  # shellcheck disable=SC2046 # one package name a word
-  install_from bookworm $(packages bookworm)
-  # shellcheck disable=SC2046
-  install_from "$BACKPORTS" $(packages "$BACKPORTS")
-  log "fresh machine: all $(packages | wc -l) packages resolve, nothing removed (against $from)"
+  drop "$fresh/image" "$fresh/plain" 'version !~ /bpo/'
+  export SIMULATE=1
+  for state in image plain; do
+    export APT_STATUS=$fresh/$state
+    # shellcheck disable=SC2046 # one package name a word
+    install_from bookworm $(packages bookworm)
+    # shellcheck disable=SC2046
+    install_from "$BACKPORTS" $(packages "$BACKPORTS")
+  done
+  log "fresh machine: all $(packages | wc -l) packages resolve, nothing removed, on this machine kind as it comes"
+  log "  ($from) and on a plain Debian 12 (the same without its $(grep -c '^Version: .*bpo' "$fresh/image") backports packages)"
   exit 0
 fi
 

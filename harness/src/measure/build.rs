@@ -21,10 +21,8 @@ pub struct Built {
     pub rows: Vec<Row>,
 }
 
-/// Lines of code split by part, and the number of crates in the loader's dependency tree.
+/// The number of crates in the loader's dependency tree.
 pub fn source(workspace: &Path, imp: &Implementation) -> Result<Vec<Row>> {
-    let dir = imp.source_dir(workspace);
-    let mut rows = metrics::loc::count(&dir)?.rows(&imp.usecase, &imp.lib);
     let cargo = Cargo::of_impl(workspace, imp)?;
     let mut crates = dep_crates(&cargo, &imp.package())?;
     if cargo.toolchain.is_some() {
@@ -32,8 +30,22 @@ pub fn source(workspace: &Path, imp: &Implementation) -> Result<Vec<Row>> {
         // (impls/redbpf/shared).
         crates.extend(dep_crates(&Cargo::root(workspace), REDBPF_LIFECYCLE)?);
     }
-    rows.push(Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, crates.len() as f64));
-    Ok(rows)
+    Ok(vec![Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, crates.len() as f64)])
+}
+
+/// Lines of code by category ([`metrics::loc`]): the implementation's directory, every file of
+/// the repository its build compiled (the dep-info of the binary in `release`), and the patches
+/// to its library it declares. The per-file list goes to `loc/<package>.json` in the report.
+pub fn loc(ctx: &Ctx, imp: &Implementation, release: &Path) -> Result<Vec<Row>> {
+    let workspace = ctx.workspace.as_path();
+    let dep_info = release.join(format!("{}.d", imp.package()));
+    let mut files = metrics::loc::dep_info(&dep_info, workspace)?;
+    files.extend(crate::usecases::declared_patches(&imp.source_dir(workspace)));
+    let loc = metrics::loc::count(workspace, &imp.source_dir(workspace), &files)?;
+    let dir = ctx.out.join("loc");
+    std::fs::create_dir_all(&dir)?;
+    metrics::record::write_json(&dir.join(format!("{}.json", imp.package())), &loc)?;
+    Ok(loc.rows(&imp.usecase, &imp.lib))
 }
 
 /// Distinct crates (by name) in the package's normal and build dependency tree, the package
@@ -145,8 +157,8 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     }
 
     let binary = target.join("release").join(imp.package());
-    rows.push(Row::new(u, l, "obj_bytes", "bytes", 1, bpf_object_size(&target.join("release"), &imp.package())? as f64));
-    rows.push(Row::new(u, l, "bin_bytes", "bytes", 1, stripped_size(&binary)? as f64));
+    rows.extend(loc(ctx, imp, &target.join("release"))?);
+    rows.extend(artifact_rows(u, l, &target.join("release"), &imp.package(), &binary)?);
     Ok(Built { binary, rows })
 }
 
@@ -234,18 +246,68 @@ fn touch(path: &Path) -> Result<()> {
     f.set_modified(std::time::SystemTime::now()).with_context(|| format!("touching {}", path.display()))
 }
 
-/// Size of the BPF object the build produced, found library-neutrally: the newest ELF file with
-/// machine type EM_BPF in the package's build-script output (`release/build/<package>-*/out`),
-/// where both aya-build and libbpf-cargo leave it.
-fn bpf_object_size(release: &Path, package: &str) -> Result<u64> {
+/// The same artifacts for every library:
+/// - `obj_bytes`: the BPF object as loaded — DWARF stripped (`llvm-strip -g`), BTF kept — with
+///   `obj_debug_bytes`, the DWARF the build left in it (Aya's toolchain keeps it: bpf-linker
+///   derives BTF from it);
+/// - `bin_bytes`: the stripped loader without the DWARF of a BPF object it embeds
+///   (`bin_debug_bytes`) and without our RedBPF bridge (`bridge_bytes`: bpfeval-shared as a
+///   shared object, plumbing of ours that the library does not need).
+fn artifact_rows(u: &str, l: &str, release: &Path, package: &str, binary: &Path) -> Result<Vec<Row>> {
+    let object = bpf_object(release, package)?;
+    let full = std::fs::read(&object).with_context(|| format!("reading {}", object.display()))?;
+    let without_debug = stripped(&object, "llvm-strip", &["-g"])?;
+    let debug = full.len() - without_debug.len();
+    let loader = stripped(binary, "strip", &[])?;
+    let embeds = |blob: &[u8]| !blob.is_empty() && loader.windows(blob.len()).any(|w| w == blob);
+    let bin_debug = if embeds(&full) { debug } else { 0 };
+    let bridge = bridge_library(release).map(|p| std::fs::read(p)).transpose()?.filter(|b| embeds(b));
+    let bridge = bridge.map_or(0, |b| b.len());
+    let mut rows = vec![
+        Row::new(u, l, "obj_bytes", "bytes", 1, without_debug.len() as f64),
+        Row::new(u, l, "obj_debug_bytes", "bytes", 1, debug as f64),
+        Row::new(u, l, "bin_bytes", "bytes", 1, (loader.len() - bin_debug - bridge) as f64),
+        Row::new(u, l, "bin_debug_bytes", "bytes", 1, bin_debug as f64),
+    ];
+    if bridge > 0 {
+        rows.push(Row::new(u, l, "bridge_bytes", "bytes", 1, bridge as f64));
+    }
+    Ok(rows)
+}
+
+/// The BPF object the build produced, found library-neutrally: the newest ELF file with machine
+/// type EM_BPF in the package's build-script output (`release/build/<package>-*/out`), where
+/// aya-build, libbpf-cargo and cargo-bpf leave it.
+fn bpf_object(release: &Path, package: &str) -> Result<PathBuf> {
     const EM_BPF: u16 = 247;
-    let mut newest: Option<(std::time::SystemTime, u64)> = None;
     let build = release.join("build");
     let prefix = format!("{package}-");
-    let mut stack: Vec<PathBuf> = std::fs::read_dir(&build)
+    let is_bpf = |path: &Path| {
+        let mut head = [0u8; 20];
+        std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+            .map(|()| &head[..4] == b"\x7fELF" && u16::from_le_bytes([head[18], head[19]]) == EM_BPF)
+            .unwrap_or(false)
+    };
+    newest_file(&build, &prefix, &|p| is_bpf(p) && !p.components().any(|c| c.as_os_str() == "deps"))?
+        .with_context(|| format!("no BPF object (ELF, EM_BPF) under {}/{prefix}*/out", build.display()))
+}
+
+/// The RedBPF bridge library a loader's build left for embedding, if any.
+fn bridge_library(release: &Path) -> Option<PathBuf> {
+    newest_file(&release.join("build"), "", &|p| p.file_name().is_some_and(|n| n == "libbpfeval_shared_lifecycle.so"))
+        .ok()
+        .flatten()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "lifecycle-target"))
+}
+
+/// The newest file under `build/<prefix>*/out` that `wanted` accepts.
+fn newest_file(build: &Path, prefix: &str, wanted: &dyn Fn(&Path) -> bool) -> Result<Option<PathBuf>> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack: Vec<PathBuf> = std::fs::read_dir(build)
         .with_context(|| format!("reading {}", build.display()))?
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .map(|e| e.path().join("out"))
         .collect();
     while let Some(d) = stack.pop() {
@@ -254,32 +316,26 @@ fn bpf_object_size(release: &Path, package: &str) -> Result<u64> {
             let (path, meta) = (entry.path(), entry.metadata()?);
             if meta.is_dir() {
                 stack.push(path);
-                continue;
-            }
-            let mut head = [0u8; 20];
-            let is_bpf = std::fs::File::open(&path)
-                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-                .map(|()| &head[..4] == b"\x7fELF" && u16::from_le_bytes([head[18], head[19]]) == EM_BPF)
-                .unwrap_or(false);
-            if is_bpf && !path.components().any(|c| c.as_os_str() == "deps") {
+            } else if wanted(&path) {
                 let modified = meta.modified()?;
-                if newest.is_none_or(|(t, _)| modified > t) {
-                    newest = Some((modified, meta.len()));
+                if newest.as_ref().is_none_or(|(t, _)| modified > *t) {
+                    newest = Some((modified, path));
                 }
             }
         }
     }
-    newest.map(|(_, len)| len).with_context(|| format!("no BPF object (ELF, EM_BPF) under {}/{prefix}*/out", build.display()))
+    Ok(newest.map(|(_, p)| p))
 }
 
-/// Size of the loader with symbols stripped (the build keeps them for profiling).
-fn stripped_size(binary: &Path) -> Result<u64> {
-    let tmp = binary.with_extension("stripped");
-    let status = Command::new("strip").arg("-o").arg(&tmp).arg(binary).status().context("running strip")?;
+/// The bytes of `file` after `tool ARGS -o TMP file` (strip: symbols; llvm-strip -g: DWARF).
+fn stripped(file: &Path, tool: &str, args: &[&str]) -> Result<Vec<u8>> {
+    let tmp = file.with_extension("stripped");
+    let status = Command::new(tool).args(args).arg("-o").arg(&tmp).arg(file).status();
+    let status = status.with_context(|| format!("running {tool}"))?;
     if !status.success() {
-        bail!("strip {} failed", binary.display());
+        bail!("{tool} {} failed", file.display());
     }
-    let len = std::fs::metadata(&tmp)?.len();
+    let bytes = std::fs::read(&tmp)?;
     std::fs::remove_file(&tmp)?;
-    Ok(len)
+    Ok(bytes)
 }

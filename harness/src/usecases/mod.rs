@@ -7,7 +7,7 @@ pub mod loadbalancer;
 pub mod lsmbpf;
 pub mod packetfilter;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use metrics::record::{Capability, Row, Status};
@@ -45,17 +45,40 @@ pub trait UseCase {
 /// An implementation's own `capability.yml` (`status`, `note`) if it has one, else native:
 /// with a patch, hybrid or impossible is said by the implementation, next to its code.
 fn declared_capability(dir: &Path) -> (Status, String) {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Declared {
-        status: Status,
-        note: String,
-    }
+    let d = declared(dir);
+    (d.status, d.note.trim().to_string())
+}
+
+/// The patches to its library an implementation needs (`patches:` in its `capability.yml`,
+/// file names in `impls/<lib>/patches/`), which its user carries: they count in its lines of code.
+pub fn declared_patches(dir: &Path) -> Vec<PathBuf> {
+    let patches = dir.parent().map(|lib| lib.join("patches")).unwrap_or_default();
+    declared(dir).patches.iter().map(|p| patches.join(p)).collect()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Declared {
+    status: Status,
+    note: String,
+    #[serde(default)]
+    patches: Vec<String>,
+}
+
+fn declared(dir: &Path) -> Declared {
     let path = dir.join("capability.yml");
-    let Ok(text) = std::fs::read_to_string(&path) else { return (Status::Native, String::new()) };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Declared { status: Status::Native, note: String::new(), patches: Vec::new() };
+    };
     match serde_yaml::from_str::<Declared>(&text) {
-        Ok(d) => (d.status, d.note.trim().to_string()),
-        // A broken declaration is a bug in the repository: no report with a made-up status.
+        Ok(d) => {
+            // A broken declaration is a bug in the repository: no report with a made-up status.
+            let lib_dir = dir.parent().unwrap_or(dir);
+            if let Some(p) = d.patches.iter().find(|p| !lib_dir.join("patches").join(p).is_file()) {
+                panic!("{}: field `patches`: {p} is not a file in {}/patches", path.display(), lib_dir.display());
+            }
+            d
+        }
         Err(e) => panic!("{}: {e}", path.display()),
     }
 }

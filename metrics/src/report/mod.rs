@@ -115,7 +115,7 @@ mod tests {
             series(
                 "packetfilter",
                 lib,
-                "loc_user",
+                "loc_loader",
                 "lines",
                 None,
                 &[(340.0 / k).round()],
