@@ -1,88 +1,243 @@
 //! Commit activity of a local clone, read with `git log --numstat`.
 //!
 //! The git command line rather than git2/gix: the clones to measure are made with git anyway,
-//! `git log` gives exactly the data needed, and libgit2 (vendored, C) or gix (a hundred crates)
-//! would dwarf the rest of this crate. Every option that shapes the output is passed
+//! `git log` gives exactly the data needed, the thesis' pydriller itself asks git (`git
+//! rev-list` through GitPython) for its commits, and libgit2 (vendored, C) or gix (a hundred
+//! crates) would dwarf the rest of this crate. Every option that shapes the output is passed
 //! explicitly, so a user's git configuration does not change the numbers.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use serde::Serialize;
 
-use crate::Window;
+use crate::{Method, Window};
 
-/// Activity in the window. Merge commits are left out: whether a project merges pull requests
-/// with merge commits or squashes them would otherwise decide its commit count.
+/// A commit range as pydriller's `from_commit`/`to_commit` take it: FROM itself included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitRange {
+    pub from: String,
+    pub to: String,
+}
+
+impl std::fmt::Display for CommitRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}..{}", self.from, self.to)
+    }
+}
+
+/// Activity in the window, as a [`Method`] defines it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CommitStats {
-    /// Non-merge commits whose committer date is in the window.
+    /// Commits in the window (thesis: merges included; corrected: without merges and bots).
     pub commits: u64,
-    /// Distinct author e-mail addresses of those commits (after .mailmap, case-insensitive).
+    /// Merge commits in the window: counted (thesis) or left out (corrected).
+    pub merges: u64,
+    /// Distinct identities of those commits (thesis: raw committer e-mails; corrected: author
+    /// e-mails after .mailmap, lower-cased, without bots).
     pub contributors: u64,
-    /// Files changed per commit, averaged over those commits (0 when there are none).
+    /// Files changed per commit (thesis: over `files_over`, merges as 0, rounded to a whole
+    /// number; corrected: over the commits counted, unrounded). 0 without commits.
     pub files_per_commit: f64,
+    /// What `files_per_commit` averages over.
+    pub files_over: String,
+    /// Corrected: bot identities (author e-mails) whose commits were left out.
+    pub bots: Vec<String>,
+    /// Corrected: commits by bots in the window, left out.
+    pub bot_commits: u64,
+}
+
+/// One commit as `git log` prints it with [`FORMAT`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Commit {
+    pub parents: usize,
+    /// Author name and e-mail after .mailmap.
+    pub author_name: String,
+    pub author_email: String,
+    /// The committer e-mail as recorded in the commit.
+    pub committer_email: String,
+    /// Committer time, Unix seconds.
+    pub time: i64,
+    /// Files changed against the first parent (0 for merges, as pydriller has it).
+    pub files: u64,
 }
 
 /// Field and record separators in `git log --format`: bytes that do not occur in e-mail
 /// addresses, hashes or numbers, nor at the start of a numstat line.
 const FIELD: char = '\x1f';
 const RECORD: char = '\x1e';
+/// %aN/%aE follow .mailmap whatever the options; %ce is the raw committer e-mail (with
+/// --no-mailmap, which keeps log.mailmap from rewriting it).
+const FORMAT: &str = "--format=%x1e%H%x1f%P%x1f%aN%x1f%aE%x1f%ce%x1f%ct";
 
-/// Reads the history reachable from HEAD of the clone at `repo`.
-pub fn commit_stats(repo: &Path, window: &Window) -> Result<CommitStats> {
-    if !repo.is_dir() {
-        bail!("{} is not a directory", repo.display());
-    }
+/// Checks that `repo` is a repository's top directory (or a bare repository) with its full
+/// history, and returns its HEAD commit.
+pub fn head(repo: &Path) -> Result<String> {
+    ensure!(repo.is_dir(), "{} is not a directory", repo.display());
+    let bare = git(repo, &["rev-parse", "--is-bare-repository"])?;
+    let top = if bare.trim() == "true" {
+        git(repo, &["rev-parse", "--absolute-git-dir"])?
+    } else {
+        git(repo, &["rev-parse", "--show-toplevel"]).context("not inside a work tree")?
+    };
+    let (top, here) = (Path::new(top.trim()).canonicalize()?, repo.canonicalize()?);
+    // git would happily read the enclosing repository: its numbers, not the directory's.
+    ensure!(
+        top == here,
+        "{} is inside the repository {}, not its top: give the repository's top directory",
+        repo.display(),
+        top.display()
+    );
     let shallow = git(repo, &["rev-parse", "--is-shallow-repository"])?;
     if shallow.trim() == "true" {
         bail!("a shallow clone lacks history the window may need; run `git -C {} fetch --unshallow`", repo.display());
     }
-    // The window is applied here, not with --since/--until: git's date limiting stops walking
-    // at old commits and can miss commits with skewed dates.
-    let log = git(
-        repo,
-        &[
-            "-c",
-            "log.showSignature=false",
-            "log",
-            "--no-merges",
-            "--numstat",
-            "--find-renames",
-            "--no-relative",
-            "--no-ext-diff",
-            "--no-color",
-            "--format=%x1e%H%x1f%aE%x1f%ct",
-            "HEAD",
-        ],
-    )?;
-    parse_log(&log, window)
+    Ok(git(repo, &["rev-parse", "--verify", "HEAD^{commit}"])?.trim().to_string())
 }
 
-/// Parses the output of `commit_stats`' `git log` and keeps the commits in the window.
-pub(crate) fn parse_log(log: &str, window: &Window) -> Result<CommitStats> {
-    let (mut commits, mut files) = (0u64, 0u64);
-    let mut authors = BTreeSet::new();
+/// Reads the history reachable from HEAD of the clone at `repo` and measures it.
+pub fn commit_stats(repo: &Path, window: &Window, method: Method, range: Option<&CommitRange>) -> Result<CommitStats> {
+    match method {
+        Method::Thesis => {
+            // pydriller's Repository(since=, to=) asks `git rev-list` for exactly this, with
+            // str(datetime) as the dates; git's date limiting, quirks included, decides.
+            let at = |d: chrono::NaiveDate| format!("{d} 00:00:00+00:00");
+            let revs = [format!("--since={}", at(window.since)), format!("--until={}", at(window.until)), "HEAD".into()];
+            let commits = log(repo, &revs)?;
+            let ranged = range.map(|r| range_revs(repo, r).and_then(|revs| log(repo, &revs))).transpose()?;
+            let (over, files_over) = match (&ranged, range) {
+                (Some(list), Some(r)) => (list, format!("range {r} ({} commits)", list.len())),
+                _ => (&commits, "the window".to_string()),
+            };
+            let files: u64 = over.iter().map(|c| c.files).sum();
+            let committers: BTreeSet<&str> = commits.iter().map(|c| c.committer_email.as_str()).collect();
+            Ok(CommitStats {
+                commits: commits.len() as u64,
+                merges: commits.iter().filter(|c| c.parents > 1).count() as u64,
+                contributors: committers.len() as u64,
+                files_per_commit: round_half_even(files, over.len() as u64) as f64,
+                files_over,
+                bots: Vec::new(),
+                bot_commits: 0,
+            })
+        }
+        Method::Corrected => {
+            // The window is applied here, not with --since/--until: git's date limiting stops
+            // walking at old commits and can miss commits with skewed dates.
+            let all = log(repo, &["HEAD".into()])?;
+            let in_window: Vec<&Commit> = all.iter().filter(|c| window.contains(c.time)).collect();
+            let (merges, single): (Vec<&Commit>, Vec<&Commit>) = in_window.into_iter().partition(|c| c.parents > 1);
+            let (bots, humans): (Vec<&Commit>, Vec<&Commit>) =
+                single.into_iter().partition(|c| is_bot(&c.author_name, &c.author_email));
+            let authors: BTreeSet<String> = humans.iter().map(|c| c.author_email.to_lowercase()).collect();
+            let bot_ids: BTreeSet<String> = bots.iter().map(|c| c.author_email.to_lowercase()).collect();
+            let files: u64 = humans.iter().map(|c| c.files).sum();
+            let n = humans.len() as u64;
+            Ok(CommitStats {
+                commits: n,
+                merges: merges.len() as u64,
+                contributors: authors.len() as u64,
+                files_per_commit: if n == 0 { 0.0 } else { files as f64 / n as f64 },
+                files_over: "the commits counted".into(),
+                bots: bot_ids.into_iter().collect(),
+                bot_commits: bots.len() as u64,
+            })
+        }
+    }
+}
+
+/// GitHub apps commit as `name[bot]`; other automation names itself `...-bot`.
+pub fn is_bot(name: &str, email: &str) -> bool {
+    let local = email.split('@').next().unwrap_or_default();
+    [name, local].iter().any(|s| {
+        let s = s.to_lowercase();
+        s.ends_with("[bot]") || s.ends_with("-bot") || s.ends_with("_bot")
+    })
+}
+
+/// Python's `round(a / b)` for the integers pydriller averages: to nearest, ties to even.
+pub fn round_half_even(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        return 0;
+    }
+    let (q, r) = (a / b, a % b);
+    match (2 * r).cmp(&b) {
+        std::cmp::Ordering::Less => q,
+        std::cmp::Ordering::Greater => q + 1,
+        std::cmp::Ordering::Equal => q + q % 2,
+    }
+}
+
+/// The revisions pydriller 2.5's `from_commit`/`to_commit` pass to `git rev-list`: commits on
+/// the ancestry path of FROM, FROM included (its parents excluded, or FROM itself given when
+/// it is a root), up to TO.
+fn range_revs(repo: &Path, range: &CommitRange) -> Result<Vec<String>> {
+    let resolve = |rev: &str| -> Result<Vec<String>> {
+        let line = git(repo, &["rev-list", "--parents", "-n", "1", &format!("{rev}^{{commit}}"), "--"])
+            .with_context(|| format!("commit {rev} of --range {range}"))?;
+        Ok(line.split_whitespace().map(str::to_string).collect())
+    };
+    let from = resolve(&range.from)?;
+    let to = resolve(&range.to)?.swap_remove(0);
+    if from[0] == to {
+        // pydriller then analyses that single commit.
+        return Ok(vec!["-n".into(), "1".into(), to]);
+    }
+    let mut revs = vec![format!("--ancestry-path={}", from[0])];
+    match &from[1..] {
+        [] => revs.push(from[0].clone()),
+        parents => revs.extend(parents.iter().map(|p| format!("^{p}"))),
+    }
+    revs.push(to);
+    Ok(revs)
+}
+
+/// `git log` of `revs` (revisions and limiting options) with [`FORMAT`] and numstat.
+fn log(repo: &Path, revs: &[String]) -> Result<Vec<Commit>> {
+    let mut args: Vec<&str> = vec![
+        "-c",
+        "log.showSignature=false",
+        "log",
+        "--no-mailmap",
+        "--numstat",
+        // GitPython's diff, which pydriller counts files with, passes -M.
+        "--find-renames",
+        "--root",
+        "--diff-merges=off",
+        "--no-relative",
+        "--no-ext-diff",
+        "--no-color",
+        FORMAT,
+    ];
+    args.extend(revs.iter().map(String::as_str));
+    args.push("--");
+    parse_log(&git(repo, &args)?)
+}
+
+/// Parses the output of [`log`].
+pub(crate) fn parse_log(log: &str) -> Result<Vec<Commit>> {
+    let mut commits = Vec::new();
     for record in log.split(RECORD).skip(1) {
         let mut lines = record.lines();
         let header = lines.next().unwrap_or_default();
         let fields: Vec<&str> = header.split(FIELD).collect();
-        let [hash, email, time] = fields[..] else {
+        let [hash, parents, author_name, author_email, committer_email, time] = fields[..] else {
             bail!("unexpected `git log` header line {header:?}");
         };
         let time: i64 = time.parse().with_context(|| format!("commit {hash}: committer time {time:?}"))?;
-        if !window.contains(time) {
-            continue;
-        }
-        commits += 1;
-        authors.insert(email.to_lowercase());
-        // One numstat line per file, renames and binary files (`-\t-\tpath`) included.
-        files += lines.filter(|l| !l.is_empty()).count() as u64;
+        commits.push(Commit {
+            parents: parents.split_whitespace().count(),
+            author_name: author_name.into(),
+            author_email: author_email.into(),
+            committer_email: committer_email.into(),
+            time,
+            // One numstat line per file, renames and binary files (`-\t-\tpath`) included.
+            files: lines.filter(|l| !l.is_empty()).count() as u64,
+        });
     }
-    let files_per_commit = if commits == 0 { 0.0 } else { files as f64 / commits as f64 };
-    Ok(CommitStats { commits, contributors: authors.len() as u64, files_per_commit })
+    Ok(commits)
 }
 
 /// Runs git in `repo`, failing with git's own message.
@@ -107,22 +262,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_records_and_applies_the_window() {
-        let w = Window::new("2023-01-01".parse().unwrap(), "2023-01-01".parse().unwrap()).unwrap();
-        let t = w.start();
-        let log = format!(
-            "\x1ea\x1fA@x.org\x1f{t}\n\n1\t0\tsrc/a.rs\n-\t-\tlogo.png\n\
-             \x1eb\x1fa@X.org\x1f{}\n\n3\t1\tsrc/{{a.rs => b.rs}}\n\
-             \x1ec\x1fc@x.org\x1f{}\n\n1\t1\tREADME\n\
-             \x1ed\x1fd@x.org\x1f{}\n",
-            t + 10,
-            w.end(),
-            t + 20
-        );
-        let s = parse_log(&log, &w).unwrap();
-        // c is outside the window; d changed no file (an empty commit).
-        assert_eq!(s, CommitStats { commits: 3, contributors: 2, files_per_commit: 1.0 });
-        assert!(parse_log("\x1ebroken\n", &w).is_err());
-        assert_eq!(parse_log("", &w).unwrap().files_per_commit, 0.0);
+    fn parses_records() {
+        let log = "\x1ea\x1f\x1fAnn\x1fA@x.org\x1fc@x.org\x1f5\n\n1\t0\tsrc/a.rs\n-\t-\tlogo.png\n\
+                   \x1eb\x1fp q\x1fBob\x1fb@x.org\x1fnoreply@github.com\x1f6\n";
+        let c = parse_log(log).unwrap();
+        assert_eq!((c[0].parents, c[0].files, c[0].time, c[0].committer_email.as_str()), (0, 2, 5, "c@x.org"));
+        assert_eq!((c[1].parents, c[1].files, c[1].author_name.as_str()), (2, 0, "Bob"));
+        assert!(parse_log("\x1ebroken\n").is_err());
+        assert!(parse_log("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn rounding_is_pythons() {
+        let r = |a, b| round_half_even(a, b);
+        assert_eq!([r(5, 2), r(7, 2), r(7, 3), r(8, 3), r(0, 0), r(9, 6)], [2, 4, 2, 3, 0, 2]);
+    }
+
+    #[test]
+    fn bots() {
+        assert!(is_bot("dependabot[bot]", "49699333+dependabot[bot]@users.noreply.github.com"));
+        assert!(is_bot("CI", "release-bot@example.org") && is_bot("libbpf_bot", "x@y"));
+        assert!(!is_bot("Abbot", "abbot@example.org") && !is_bot("GitHub", "noreply@github.com"));
     }
 }

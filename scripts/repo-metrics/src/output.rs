@@ -1,5 +1,6 @@
-//! The report files: a CSV table (one row per library), the JSON of the [`Report`], and an SVG
-//! plot with one bar chart per metric and one of the scores.
+//! The report files: a CSV table (one row per method and library), the JSON of the [`Report`],
+//! and an SVG plot with one bar chart per metric and one of the scores (a bar per method), and
+//! the one-line explanations of where the methods' values differ.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -8,7 +9,7 @@ use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::{Metric, Report, CSV_FILE, JSON_FILE, SVG_FILE};
+use crate::{LibraryReport, Method, Metric, Report, Window, CSV_FILE, JSON_FILE, SVG_FILE};
 
 /// The plot's text is laid out with this font (Debian package fonts-dejavu-core).
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -33,25 +34,87 @@ fn number(v: Option<f64>, decimals: i32) -> String {
 
 fn write_csv(report: &Report, path: &Path) -> Result<()> {
     let mut w = csv::Writer::from_path(path)?;
-    let mut header = vec!["library".to_string(), "repo".into(), "since".into(), "until".into()];
+    let mut header: Vec<String> =
+        ["method", "library", "repo", "head", "window", "merges", "bot_commits", "bots", "files_over", "tickets"]
+            .map(String::from)
+            .into();
     header.extend(Metric::ALL.iter().map(|m| m.name().to_string()));
     header.extend(Metric::ALL.iter().map(|m| format!("tertile_{}", m.name())));
-    header.push("score".into());
+    header.extend(["score".into(), "score_over".into()]);
     w.write_record(&header)?;
     for lib in &report.libraries {
+        let c = &lib.commits;
         let mut row = vec![
+            lib.method.name().to_string(),
             lib.name.clone(),
             lib.repo.display().to_string(),
-            report.window.since.to_string(),
-            report.window.until.to_string(),
+            lib.head.clone(),
+            lib.window.clone(),
+            c.merges.to_string(),
+            c.bot_commits.to_string(),
+            c.bots.join(" "),
+            c.files_over.clone(),
+            lib.tickets.clone(),
         ];
         row.extend(Metric::ALL.iter().map(|&m| number(lib.value(m), 4)));
         row.extend(Metric::ALL.iter().map(|m| lib.tertiles.get(m).map(u8::to_string).unwrap_or_default()));
         row.push(number(lib.score, 4));
+        row.push(lib.score_over.iter().map(|m| m.name()).collect::<Vec<_>>().join(" "));
         w.write_record(&row)?;
     }
     w.flush()?;
     Ok(())
+}
+
+/// With both methods: one line per library and metric whose values differ, saying why.
+pub fn differences(report: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in report.of(Method::Thesis) {
+        let Some(c) = report.of(Method::Corrected).find(|c| c.name == t.name) else { continue };
+        for m in Metric::ALL {
+            let (a, b) = (t.value(m), c.value(m));
+            if a != b {
+                let show = |v: Option<f64>| if v.is_some() { number(v, 4) } else { "none".into() };
+                let why = why(m, t, c, &report.window);
+                out.push(format!("{} {}: thesis {} vs corrected {}: {why}", t.name, m.name(), show(a), show(b)));
+            }
+        }
+        if t.tertiles != c.tertiles {
+            out.push(format!(
+                "{} tertiles: the thesis cuts at statistics.quantiles(n=3) of its values; corrected ranks by midrank percentile",
+                t.name
+            ));
+        }
+    }
+    out
+}
+
+fn why(metric: Metric, t: &LibraryReport, c: &LibraryReport, w: &Window) -> String {
+    let tickets = "the thesis lists tickets (pull requests included) updated since the start and created by the \
+                   cutoff, closed meaning closed when exported; corrected counts issues of the window";
+    match metric {
+        Metric::Commits => format!(
+            "the thesis counts merges ({}) and ends at {} 00:00:00 UTC; corrected leaves out merges ({}) and bot \
+             commits ({}) and includes all of {}",
+            t.commits.merges, w.until, c.commits.merges, c.commits.bot_commits, w.until
+        ),
+        Metric::Contributors => format!(
+            "the thesis counts distinct raw committer e-mails (noreply@github.com included); corrected counts \
+             author e-mails through .mailmap, lower-cased, without bots ({})",
+            c.commits.bots.len()
+        ),
+        Metric::FilesPerCommit => format!(
+            "the thesis averages over {}, merges as 0 files, rounded to a whole number; corrected averages {}, \
+             unrounded",
+            t.commits.files_over, c.commits.files_over
+        ),
+        Metric::IssuesOpened | Metric::IssuesClosed => format!("{tickets} (created, resp. closed, in it)"),
+        Metric::IssuesShareClosed => format!("{tickets}; the thesis floors to a whole percent"),
+        Metric::IssuesMeanAgeDays => format!(
+            "{tickets}; the thesis averages whole days over closed tickets only, truncated; corrected averages \
+             exact days over the issues created, open ones up to the window's end"
+        ),
+    }
 }
 
 /// plotters lays text out with ab_glyph, which knows only registered fonts.
@@ -70,44 +133,71 @@ fn register_font() -> Result<()> {
 
 struct Panel {
     title: String,
-    /// Per library: value and tertile.
-    bars: Vec<(Option<f64>, Option<u8>)>,
+    bars: Vec<Bar>,
     /// Fixed y range top, for values with a known scale.
     top: Option<f64>,
 }
 
+struct Bar {
+    /// Centre; library i is centred on x = i, its methods' bars side by side.
+    x: f64,
+    color: usize,
+    value: Option<f64>,
+    tertile: Option<u8>,
+}
+
+/// Bar width in x units, per library and method.
+fn bar_width(methods: usize) -> f64 {
+    0.7 / methods as f64
+}
+
 fn panels(report: &Report) -> Vec<Panel> {
+    let k = report.methods.len();
+    let bars = |value: &dyn Fn(&LibraryReport) -> (Option<f64>, Option<u8>)| -> Vec<Bar> {
+        let mut out = Vec::new();
+        for (j, &method) in report.methods.iter().enumerate() {
+            for (i, lib) in report.of(method).enumerate() {
+                let x = i as f64 + (j as f64 - (k as f64 - 1.0) / 2.0) * bar_width(k);
+                let (value, tertile) = value(lib);
+                out.push(Bar { x, color: if k > 1 { j } else { i }, value, tertile });
+            }
+        }
+        out
+    };
     let mut out: Vec<Panel> = Metric::ALL
         .iter()
         .map(|&m| Panel {
             title: format!("{} ({} is better)", m.name(), if m.higher_is_better() { "higher" } else { "lower" }),
-            bars: report.libraries.iter().map(|l| (l.value(m), l.tertiles.get(&m).copied())).collect(),
+            bars: bars(&|l| (l.value(m), l.tertiles.get(&m).copied())),
             top: (m == Metric::IssuesShareClosed).then_some(1.0),
         })
-        .filter(|p| p.bars.iter().any(|(v, _)| v.is_some()))
+        .filter(|p| p.bars.iter().any(|b| b.value.is_some()))
         .collect();
-    out.push(Panel {
-        title: "score: mean tertile".into(),
-        bars: report.libraries.iter().map(|l| (l.score, None)).collect(),
-        top: Some(3.0),
-    });
+    out.push(Panel { title: "score: mean tertile".into(), bars: bars(&|l| (l.score, None)), top: Some(3.0) });
     out
 }
 
 fn plot(report: &Report, path: &Path) -> Result<()> {
     register_font()?;
-    let names: Vec<&str> = report.libraries.iter().map(|l| l.name.as_str()).collect();
+    let names: Vec<&str> = report.of(report.methods[0]).map(|l| l.name.as_str()).collect();
     let panels = panels(report);
     let cols = panels.len().min(4);
     let rows = panels.len().div_ceil(cols);
-    let (width, height) = (330 * cols as u32, 300 * rows as u32 + 40);
+    let k = report.methods.len();
+    let (width, height) = (330 * k as u32 * cols as u32, 300 * rows as u32 + 40);
     let root = SVGBackend::new(path, (width, height)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
-    let title =
-        format!("Repository metrics, {} to {} (bar labels: value, tertile)", report.window.since, report.window.until);
+    let methods = match report.methods[..] {
+        [one] => format!("{} method, window {}", one.name(), report.window.describe(one)),
+        _ => "bars: thesis method (left), corrected (right)".into(),
+    };
+    let title = format!(
+        "Repository metrics, {} to {}; {methods}; bar labels: value, tertile",
+        report.window.since, report.window.until
+    );
     let root = root.titled(&title, (FAMILY, 20)).map_err(|e| anyhow!("{e}"))?;
     for (area, panel) in root.split_evenly((rows, cols)).iter().zip(&panels) {
-        draw_panel(area, panel, &names).map_err(|e| anyhow!("panel {}: {e}", panel.title))?;
+        draw_panel(area, panel, &names, bar_width(k)).map_err(|e| anyhow!("panel {}: {e}", panel.title))?;
     }
     root.present().map_err(|e| anyhow!("{e}"))
 }
@@ -116,11 +206,12 @@ fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     panel: &Panel,
     names: &[&str],
+    width: f64,
 ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let max = panel.bars.iter().filter_map(|(v, _)| *v).fold(0.0, f64::max);
+    let max = panel.bars.iter().filter_map(|b| b.value).fold(0.0, f64::max);
     let top = panel.top.unwrap_or(if max > 0.0 { max } else { 1.0 }) * 1.15;
-    // Library i is centred on x = i. A continuous axis, because plotters' discrete and
-    // segmented axes collapse when there is a single library.
+    // A continuous axis, because plotters' discrete and segmented axes collapse when there is
+    // a single library.
     let n = names.len();
     let mut chart = ChartBuilder::on(area)
         .caption(&panel.title, (FAMILY, 14))
@@ -140,18 +231,18 @@ fn draw_panel<DB: DrawingBackend>(
         })
         .label_style((FAMILY, 11))
         .draw()?;
-    let present = || panel.bars.iter().enumerate().filter_map(|(i, (v, t))| v.map(|v| (i as f64, i, v, *t)));
-    chart.draw_series(
-        present().map(|(x, i, v, _)| Rectangle::new([(x - 0.35, 0.0), (x + 0.35, v)], Palette99::pick(i).filled())),
-    )?;
+    let present = || panel.bars.iter().filter_map(|b| b.value.map(|v| (b, v)));
+    chart.draw_series(present().map(|(b, v)| {
+        Rectangle::new([(b.x - width / 2.0, 0.0), (b.x + width / 2.0, v)], Palette99::pick(b.color).filled())
+    }))?;
     let label = (FAMILY, 11).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom));
-    chart.draw_series(present().map(|(x, _, v, t)| {
+    chart.draw_series(present().map(|(b, v)| {
         // Two decimals: six labels side by side must fit a panel.
-        let text = match t {
+        let text = match b.tertile {
             Some(t) => format!("{}, T{t}", number(Some(v), 2)),
             None => number(Some(v), 2),
         };
-        Text::new(text, (x, v), label.clone())
+        Text::new(text, (b.x, v), label.clone())
     }))?;
     Ok(())
 }

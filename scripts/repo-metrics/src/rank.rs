@@ -1,16 +1,26 @@
-//! Tertiles and the OSSPal-style score.
+//! Tertiles and the OSSPal-style score, per [`Method`].
 //!
-//! For each metric the libraries are ordered from worst to best. A library's position is its
-//! midrank r (0-based; tied libraries share the mean of their positions) among n libraries;
-//! its percentile is p = (r + 1/2) / n and its tertile is 1 if p < 1/3, 3 if p > 2/3, else 2.
-//! So with 3 libraries the worst gets 1, the middle 2 and the best 3; with 6 each tertile holds
-//! two; ties always share a tertile; a lone library, or all libraries tied, get 2.
-//! A metric is ranked only when every library has a value for it (issue metrics need an
-//! export for each library). The score is the mean tertile over the ranked metrics (1..=3).
+//! Corrected: for each metric the libraries are ordered from worst to best. A library's
+//! position is its midrank r (0-based; tied libraries share the mean of their positions) among
+//! n libraries; its percentile is p = (r + 1/2) / n and its tertile is 1 if p < 1/3, 3 if
+//! p > 2/3, else 2. So with 3 libraries the worst gets 1, the middle 2 and the best 3; with 6
+//! each tertile holds two; ties always share a tertile; a lone library, or all libraries tied,
+//! get 2.
+//!
+//! Thesis: `quantiles.py` cuts each metric's values with Python's
+//! `statistics.quantiles(values, n=3)` (method 'exclusive'); a value below the first cut is in
+//! the lower third, above the second in the upper third, else in the middle (the worse third
+//! is tertile 1, so for a lower-is-better metric the order flips). It needs two values.
+//!
+//! Either way a metric is ranked only when every library has a value for it (ticket metrics
+//! need an export for each library), and the score is the mean tertile over the ranked metrics
+//! (1..=3): OSSPal's weighted average with equal weights.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::{CommitStats, IssueStats, LibraryReport};
+use crate::{CommitStats, IssueStats, LibraryReport, Method};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,8 +78,37 @@ impl Metric {
     }
 }
 
-/// The tertile of each value, in input order (see the module documentation).
-pub fn tertiles(values: &[f64], higher_is_better: bool) -> Vec<u8> {
+/// The tertile of each value, in input order (see the module documentation); None when the
+/// thesis' quantiles are undefined (fewer than two values).
+pub fn tertiles(values: &[f64], higher_is_better: bool, method: Method) -> Option<Vec<u8>> {
+    match method {
+        Method::Corrected => Some(midrank_tertiles(values, higher_is_better)),
+        Method::Thesis => {
+            let [low, high] = python_tertile_cuts(values)?;
+            let third = |v: f64| if v < low { 1 } else if v > high { 3 } else { 2 };
+            Some(values.iter().map(|&v| if higher_is_better { third(v) } else { 4 - third(v) }).collect())
+        }
+    }
+}
+
+/// Python's `statistics.quantiles(values, n=3)` with its default method 'exclusive', in the
+/// same arithmetic (integer positions, then one interpolation in floating point).
+pub fn python_tertile_cuts(values: &[f64]) -> Option<[f64; 2]> {
+    let mut data = values.to_vec();
+    data.sort_by(f64::total_cmp);
+    let (ld, n) = (data.len() as i64, 3i64);
+    if ld < 2 {
+        return None;
+    }
+    let m = ld + 1;
+    Some([1, 2].map(|i| {
+        let j = (i * m / n).clamp(1, ld - 1);
+        let delta = i * m - j * n;
+        (data[j as usize - 1] * (n - delta) as f64 + data[j as usize] * delta as f64) / n as f64
+    }))
+}
+
+fn midrank_tertiles(values: &[f64], higher_is_better: bool) -> Vec<u8> {
     let n = values.len();
     // Position of each value from worst to best; equal values form one tie group.
     let better = |a: f64, b: f64| if higher_is_better { a.total_cmp(&b) } else { b.total_cmp(&a) };
@@ -100,24 +139,51 @@ pub fn tertiles(values: &[f64], higher_is_better: bool) -> Vec<u8> {
     out
 }
 
-/// Fills in every library's tertiles and score.
-pub fn score(libraries: &mut [LibraryReport]) {
+/// Fills in the tertiles and scores of one method's libraries; returns the thesis' cut points.
+pub fn score(libraries: &mut [LibraryReport], method: Method) -> BTreeMap<Metric, [f64; 2]> {
+    let mut cuts = BTreeMap::new();
     for metric in Metric::ALL {
         let values: Option<Vec<f64>> = libraries.iter().map(|l| l.value(metric)).collect();
         let Some(values) = values else { continue };
-        for (lib, t) in libraries.iter_mut().zip(tertiles(&values, metric.higher_is_better())) {
+        let Some(thirds) = tertiles(&values, metric.higher_is_better(), method) else { continue };
+        if method == Method::Thesis {
+            cuts.extend(python_tertile_cuts(&values).map(|c| (metric, c)));
+        }
+        for (lib, t) in libraries.iter_mut().zip(thirds) {
             lib.tertiles.insert(metric, t);
         }
     }
     for lib in libraries {
         let n = lib.tertiles.len();
         lib.score = (n > 0).then(|| lib.tertiles.values().map(|&t| f64::from(t)).sum::<f64>() / n as f64);
+        lib.score_over = lib.tertiles.keys().copied().collect();
     }
+    cuts
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tertiles(values: &[f64], higher_is_better: bool) -> Vec<u8> {
+        super::tertiles(values, higher_is_better, Method::Corrected).unwrap()
+    }
+
+    #[test]
+    fn pythons_quantiles() {
+        let r2 = |v: [f64; 2]| v.map(|x| (x * 100.0).round() / 100.0);
+        // quantiles.py's example values (the thesis' share closed): it prints [82.67, 93.67].
+        let closed = [86.0, 89.0, 97.0, 81.0, 96.0, 36.0];
+        assert_eq!(r2(python_tertile_cuts(&closed).unwrap()), [82.67, 93.67]);
+        assert_eq!(python_tertile_cuts(&[1.0, 5.0]), Some([1.0, 5.0]));
+        assert_eq!(python_tertile_cuts(&[1.0, 2.0, 3.0]), Some([4.0 / 3.0, 8.0 / 3.0]));
+        assert_eq!(python_tertile_cuts(&[4.0]), None);
+        let thesis = |v: &[f64], hib| super::tertiles(v, hib, Method::Thesis);
+        assert_eq!(thesis(&closed, true), Some(vec![2, 2, 3, 1, 3, 1]));
+        assert_eq!(thesis(&closed, false), Some(vec![2, 2, 1, 3, 1, 3]));
+        assert_eq!(thesis(&[7.0, 7.0, 7.0], true), Some(vec![2, 2, 2]));
+        assert_eq!(thesis(&[4.0], true), None);
+    }
 
     #[test]
     fn tertiles_by_position() {

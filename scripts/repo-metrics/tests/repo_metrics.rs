@@ -1,11 +1,27 @@
 //! End to end: small git repositories made in temporary directories, with chosen authors,
-//! dates and files, measured through the library API and the binary; exact numbers.
+//! committers, dates and files, measured through the library API and the binary under both
+//! methods; exact numbers.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use repo_metrics::{collect, run, Args, CommitStats, IssueStats, Metric, Options, Report};
+use repo_metrics::{collect, run, Args, IssueStats, Method, MethodArg, Metric, Options, Report};
+
+/// Who makes a commit: author name and e-mail, committer e-mail, author and committer date.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    name: &'a str,
+    email: &'a str,
+    committer: &'a str,
+    authored: &'a str,
+    committed: &'a str,
+}
+
+/// Author and committer `email` at `date`.
+fn by<'a>(email: &'a str, date: &'a str) -> Who<'a> {
+    Who { name: email, email, committer: email, authored: date, committed: date }
+}
 
 /// A git repository whose commits get the identities and dates a test chooses.
 struct Repo {
@@ -22,27 +38,23 @@ impl Repo {
         repo
     }
 
-    /// Runs git isolated from the user's and the system's configuration.
-    fn git(&self, args: &[&str], who: Option<(&str, &str, &str)>) {
+    /// Runs git isolated from the user's and the system's configuration; prints its output.
+    fn git(&self, args: &[&str], who: Option<Who>) -> String {
         let mut cmd = Command::new("git");
         cmd.arg("-C").arg(&self.dir).args(args);
         cmd.env("HOME", self.home.path()).env("GIT_CONFIG_NOSYSTEM", "1").env("GIT_CONFIG_GLOBAL", "/dev/null");
         cmd.env_remove("GIT_DIR").env_remove("GIT_WORK_TREE");
-        let (email, author_date, committer_date) =
-            who.unwrap_or(("setup@example.org", "2000-01-01T00:00:00Z", "2000-01-01T00:00:00Z"));
-        cmd.env("GIT_AUTHOR_NAME", email).env("GIT_AUTHOR_EMAIL", email).env("GIT_AUTHOR_DATE", author_date);
-        cmd.env("GIT_COMMITTER_NAME", "committer").env("GIT_COMMITTER_EMAIL", "committer@example.org");
-        cmd.env("GIT_COMMITTER_DATE", committer_date);
+        let w = who.unwrap_or(by("setup@example.org", "2000-01-01T00:00:00Z"));
+        cmd.env("GIT_AUTHOR_NAME", w.name).env("GIT_AUTHOR_EMAIL", w.email).env("GIT_AUTHOR_DATE", w.authored);
+        cmd.env("GIT_COMMITTER_NAME", "committer").env("GIT_COMMITTER_EMAIL", w.committer);
+        cmd.env("GIT_COMMITTER_DATE", w.committed);
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
-    /// Changes (or creates) each file and commits as `email` at `date` (author and committer).
-    fn commit(&mut self, email: &str, date: &str, files: &[&str]) {
-        self.commit_dated(email, date, date, files);
-    }
-
-    fn commit_dated(&mut self, email: &str, author_date: &str, committer_date: &str, files: &[&str]) {
+    /// Changes (or creates) each file and commits; returns the commit's hash.
+    fn commit(&mut self, who: Who, files: &[&str]) -> String {
         for f in files {
             self.serial += 1;
             let path = self.dir.join(f);
@@ -51,7 +63,8 @@ impl Repo {
         }
         self.git(&["add", "-A"], None);
         let msg = format!("commit {}", self.serial);
-        self.git(&["commit", "-q", "--allow-empty", "-m", &msg], Some((email, author_date, committer_date)));
+        self.git(&["commit", "-q", "--allow-empty", "-m", &msg], Some(who));
+        self.git(&["rev-parse", "HEAD"], None)
     }
 }
 
@@ -60,51 +73,78 @@ fn day(s: &str) -> chrono::NaiveDate {
 }
 
 /// January 2023.
-fn args(repos: &[(&str, &Path)], issues: &[(&str, &Path)], out: &Path) -> Args {
+fn args(repos: &[(&str, &Path)], issues: &[(&str, &Path)], method: MethodArg, out: &Path) -> Args {
     let named = |list: &[(&str, &Path)]| list.iter().map(|(n, p)| (n.to_string(), p.to_path_buf())).collect();
     Args {
         repos: named(repos),
         issues: named(issues),
-        since: day("2023-01-01"),
-        until: day("2023-01-31"),
+        method,
+        preset: None,
+        ranges: Vec::new(),
+        since: Some(day("2023-01-01")),
+        until: Some(day("2023-01-31")),
+        allow_empty: false,
         out: out.into(),
     }
 }
 
-/// alpha: 6 commits in January by 5 people (one e-mail in two cases), 9 files; plus a merge,
-/// commits just outside, and commits whose author and committer dates disagree.
-fn alpha(dir: PathBuf) -> Repo {
+/// alpha, January 2023. Thesis (committer date in [Jan 1 00:00:00, Jan 31 00:00:00]): 8
+/// commits with the merge and the bot, 7 raw committer e-mails, 10 files / 8 = 1.25, rounded
+/// 1. Corrected (all of January): 8 commits without merge and bot, 6 authors after .mailmap,
+/// 11 files / 8 = 1.375.
+struct Alpha {
+    repo: Repo,
+    /// The hashes of the 1st (root), 2nd and 7th (the merge) commits.
+    root: String,
+    second: String,
+    merge: String,
+}
+
+fn alpha(dir: PathBuf) -> Alpha {
     let mut r = Repo::new(dir);
     // Configuration must not change the numbers: repo-metrics passes the options it relies on.
     r.git(&["config", "diff.renames", "false"], None);
-    r.commit("old@example.org", "2022-12-31T23:59:59Z", &["a.txt", "b.txt"]);
-    r.commit("ann@example.org", "2023-01-01T00:00:00Z", &["a.txt", "b.txt", "c.txt"]);
-    // Authored before the window, committed in it: counted (the committer date decides).
-    r.commit_dated("fay@example.org", "2022-12-01T00:00:00Z", "2023-01-05T00:00:00Z", &["h.txt"]);
-    r.commit("ANN@Example.ORG", "2023-01-15T12:00:00+05:00", &["a.txt"]);
+    r.git(&["config", "log.mailmap", "true"], None);
+    // One second before the window: neither method.
+    let root = r.commit(by("old@example.org", "2022-12-31T23:59:59Z"), &["a.txt", "b.txt"]);
+    // The first second; committed through GitHub's web interface (committer noreply@github.com).
+    let web = Who { name: "Ann", email: "ann@example.org", committer: "noreply@github.com", ..by("", "2023-01-01T00:00:00Z") };
+    let second = r.commit(web, &["a.txt", "b.txt", "c.txt"]);
+    // Authored before the window, committed in it (the committer date decides); the same
+    // author in other case, committing herself: one author, a second committer e-mail.
+    let ann = Who { authored: "2022-12-01T00:00:00Z", ..by("ANN@Example.ORG", "2023-01-15T12:00:00+05:00") };
+    r.commit(Who { committer: "ann@example.org", ..ann }, &["a.txt"]);
+    // Ann's old address, mapped to her by .mailmap (for authors only, never the thesis'
+    // committers), committed by herself under that address.
+    std::fs::write(r.dir.join(".mailmap"), "Ann <ann@example.org> <ann.old@example.org>\n").unwrap();
+    r.commit(by("ann.old@example.org", "2023-01-16T00:00:00Z"), &[]);
     r.git(&["checkout", "-q", "-b", "side"], None);
-    r.commit("bob@example.org", "2023-01-20T00:00:00Z", &["d.txt"]);
+    r.commit(by("bob@example.org", "2023-01-20T00:00:00Z"), &["d.txt"]);
     r.git(&["checkout", "-q", "main"], None);
-    r.commit("carl@example.org", "2023-01-21T00:00:00Z", &["e.txt", "f.txt"]);
-    // Merges are not counted.
-    r.git(
-        &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
-        Some(("merger@example.org", "2023-01-22T00:00:00Z", "2023-01-22T00:00:00Z")),
-    );
-    // A rename is one file; the last second of the window is in it.
+    r.commit(by("carl@example.org", "2023-01-21T00:00:00Z"), &["e.txt", "f.txt"]);
+    // A merge: the thesis counts it (0 files, committer merger@), corrected does not.
+    r.git(&["merge", "-q", "--no-ff", "-m", "merge side", "side"], Some(by("merger@example.org", "2023-01-22T00:00:00Z")));
+    let merge = r.git(&["rev-parse", "HEAD"], None);
+    // A bot: counted by the thesis (committer noreply@github.com), listed and left out by corrected.
+    let bot = "49699333+dependabot[bot]@users.noreply.github.com";
+    let bot = Who { name: "dependabot[bot]", committer: "noreply@github.com", ..by(bot, "2023-01-25T00:00:00Z") };
+    r.commit(bot, &["Cargo.lock"]);
+    // The thesis' last second (pydriller's `to`, git's inclusive --until); a rename is one file.
     r.git(&["mv", "a.txt", "g.txt"], None);
-    r.commit("dan@example.org", "2023-01-31T23:59:59Z", &[]);
-    // Authored in the window, committed after it: not counted.
-    r.commit_dated("gus@example.org", "2023-01-10T00:00:00Z", "2023-02-05T00:00:00Z", &["i.txt"]);
-    r.commit("eve@example.org", "2023-02-01T00:00:00Z", &["a2.txt"]);
-    r
+    r.commit(by("dan@example.org", "2023-01-31T00:00:00Z"), &[]);
+    // One second after the thesis' end, and the corrected window's last second.
+    r.commit(by("eve@example.org", "2023-01-31T00:00:01Z"), &["h.txt"]);
+    r.commit(by("fay@example.org", "2023-01-31T23:59:59Z"), &["i.txt"]);
+    // One second after the corrected window; authored in it.
+    r.commit(Who { authored: "2023-01-10T00:00:00Z", ..by("gus@example.org", "2023-02-01T00:00:00Z") }, &["j.txt"]);
+    Alpha { repo: r, root, second, merge }
 }
 
 /// beta: 2 commits by 2 people, 1 file each.
 fn beta(dir: PathBuf) -> Repo {
     let mut r = Repo::new(dir);
-    r.commit("x@example.org", "2023-01-03T00:00:00Z", &["x"]);
-    r.commit("y@example.org", "2023-01-04T00:00:00Z", &["y"]);
+    r.commit(by("x@example.org", "2023-01-03T00:00:00Z"), &["x"]);
+    r.commit(by("y@example.org", "2023-01-04T00:00:00Z"), &["y"]);
     r
 }
 
@@ -112,7 +152,7 @@ fn beta(dir: PathBuf) -> Repo {
 fn gamma(dir: PathBuf) -> Repo {
     let mut r = Repo::new(dir);
     for d in ["2023-01-02", "2023-01-09", "2023-01-16", "2023-01-23"] {
-        r.commit("solo@example.org", &format!("{d}T08:00:00Z"), &["p", "q", "r"]);
+        r.commit(by("solo@example.org", &format!("{d}T08:00:00Z")), &["p", "q", "r"]);
     }
     r
 }
@@ -121,132 +161,172 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-fn tertiles(report: &Report, lib: usize) -> BTreeMap<Metric, u8> {
-    report.libraries[lib].tertiles.clone()
+fn libs(report: &Report, method: Method) -> Vec<&repo_metrics::LibraryReport> {
+    report.of(method).collect()
 }
 
 struct Setup {
     tmp: tempfile::TempDir,
+    alpha: Alpha,
     repos: Vec<Repo>,
 }
 
 fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
-    let repos = vec![alpha(tmp.path().join("alpha")), beta(tmp.path().join("beta")), gamma(tmp.path().join("gamma"))];
-    Setup { tmp, repos }
+    let alpha = alpha(tmp.path().join("alpha"));
+    let repos = vec![beta(tmp.path().join("beta")), gamma(tmp.path().join("gamma"))];
+    Setup { tmp, alpha, repos }
 }
 
 impl Setup {
     fn repos(&self) -> Vec<(&'static str, &Path)> {
-        ["alpha", "beta", "gamma"].into_iter().zip(self.repos.iter().map(|r| r.dir.as_path())).collect()
+        vec![("alpha", self.alpha.repo.dir.as_path()), ("beta", &self.repos[0].dir), ("gamma", &self.repos[1].dir)]
     }
     fn out(&self) -> PathBuf {
         self.tmp.path().join("out")
     }
 }
 
+/// (commits, merges, contributors, files per commit, bot commits) of each library.
+fn activity(report: &Report, method: Method) -> Vec<(u64, u64, u64, f64, u64)> {
+    libs(report, method)
+        .iter()
+        .map(|l| {
+            let c = &l.commits;
+            (c.commits, c.merges, c.contributors, c.files_per_commit, c.bot_commits)
+        })
+        .collect()
+}
+
 #[test]
-fn activity_tertiles_score_and_files() {
+fn both_methods_side_by_side() {
     let s = setup();
     let beta_issues = s.tmp.path().join("beta.json");
     std::fs::write(&beta_issues, "[]").unwrap();
-    let opts: Options = args(&s.repos(), &[("alpha", &fixture("issues-alpha.json")), ("beta", &beta_issues)], &s.out())
-        .options()
-        .unwrap();
+    let issues = [("alpha", fixture("issues-alpha.json")), ("beta", beta_issues)];
+    let issues: Vec<(&str, &Path)> = issues.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    let opts: Options = args(&s.repos(), &issues, MethodArg::Both, &s.out()).options().unwrap();
     let report = run(&opts).unwrap();
+    assert_eq!(report.methods, [Method::Thesis, Method::Corrected]);
+    let head = s.alpha.repo.git(&["rev-parse", "HEAD"], None);
+    assert!(report.libraries.iter().filter(|l| l.name == "alpha").all(|l| l.head == head));
 
-    let c = |commits, contributors, files_per_commit| CommitStats { commits, contributors, files_per_commit };
-    assert_eq!(report.libraries[0].commits, c(6, 5, 1.5));
-    assert_eq!(report.libraries[1].commits, c(2, 2, 1.0));
-    assert_eq!(report.libraries[2].commits, c(4, 1, 3.0));
-    let alpha_issues = IssueStats { opened: 4, closed: 3, share_closed: Some(0.5), mean_age_days: Some(10.5625) };
-    assert_eq!(report.libraries[0].issues.as_ref(), Some(&alpha_issues));
+    // The thesis: merges and bots counted, raw committer e-mails, the window ends at Jan 31
+    // 00:00:00 (included), files per commit rounded (10 / 8 = 1.25 -> 1).
+    assert_eq!(activity(&report, Method::Thesis), [(8, 1, 7, 1.0, 0), (2, 0, 2, 1.0, 0), (4, 0, 1, 3.0, 0)]);
+    // Corrected: no merges, no bots, authors through .mailmap, all of Jan 31, 11 / 8 files.
+    assert_eq!(activity(&report, Method::Corrected), [(8, 1, 6, 1.375, 1), (2, 0, 2, 1.0, 0), (4, 0, 1, 3.0, 0)]);
+    let alpha_c = libs(&report, Method::Corrected)[0];
+    assert_eq!(alpha_c.commits.bots, ["49699333+dependabot[bot]@users.noreply.github.com"]);
+    assert_eq!(libs(&report, Method::Thesis)[0].commits.files_over, "the window");
+
+    // Tickets: the thesis lists #1-#5 (updated since Jan 1, created by Jan 31 00:00, the pull
+    // request too), 4 closed when exported: 80 %, (21 + 10 + 1 + 39) / 4 = 17 whole days.
+    let thesis = IssueStats { opened: 5, closed: 4, share_closed: Some(0.8), mean_age_days: Some(17.0) };
+    assert_eq!(libs(&report, Method::Thesis)[0].issues.as_ref(), Some(&thesis));
+    let corrected = IssueStats { opened: 4, closed: 3, share_closed: Some(0.5), mean_age_days: Some(10.5625) };
+    assert_eq!(alpha_c.issues.as_ref(), Some(&corrected));
     let none = IssueStats { opened: 0, closed: 0, share_closed: None, mean_age_days: None };
-    assert_eq!(report.libraries[1].issues.as_ref(), Some(&none));
-    assert_eq!(report.libraries[2].issues, None);
+    assert_eq!(libs(&report, Method::Corrected)[1].issues.as_ref(), Some(&none));
+    assert_eq!(libs(&report, Method::Thesis)[2].issues, None);
+    assert_eq!(libs(&report, Method::Thesis)[2].tickets, "skipped: no --issues export");
+    assert!(report.notes.iter().any(|n| n.contains("ticket metrics skipped: no --issues export for gamma")
+        && n.ends_with("scores are averaged over commits, contributors, files_per_commit")), "{:?}", report.notes);
 
-    // gamma has no issues export: only the activity metrics are ranked.
+    // gamma has no ticket export: only activity is ranked. The thesis cuts commits (8, 2, 4)
+    // at 2.67 and 6.67, contributors (7, 2, 1) at 1.33 and 5.33, files (1, 1, 3) at 1 and 2.33.
     use Metric::*;
-    assert_eq!(tertiles(&report, 0), BTreeMap::from([(Commits, 3), (Contributors, 3), (FilesPerCommit, 2)]));
-    assert_eq!(tertiles(&report, 1), BTreeMap::from([(Commits, 1), (Contributors, 2), (FilesPerCommit, 1)]));
-    assert_eq!(tertiles(&report, 2), BTreeMap::from([(Commits, 2), (Contributors, 1), (FilesPerCommit, 3)]));
-    let scores: Vec<f64> = report.libraries.iter().map(|l| l.score.unwrap()).collect();
-    assert_eq!(scores, [8.0 / 3.0, 4.0 / 3.0, 2.0]);
+    let t = |m: Method, i: usize| libs(&report, m)[i].tertiles.clone();
+    let three = |a, b, c| BTreeMap::from([(Commits, a), (Contributors, b), (FilesPerCommit, c)]);
+    assert_eq!([t(Method::Thesis, 0), t(Method::Thesis, 1), t(Method::Thesis, 2)], [three(3, 3, 2), three(1, 2, 2), three(2, 1, 3)]);
+    assert_eq!(
+        [t(Method::Corrected, 0), t(Method::Corrected, 1), t(Method::Corrected, 2)],
+        [three(3, 3, 2), three(1, 2, 1), three(2, 1, 3)]
+    );
+    let r2 = |v: [f64; 2]| v.map(|x| (x * 100.0).round() / 100.0);
+    assert_eq!(r2(report.cut_points[&Commits]), [2.67, 6.67]);
+    let scores = |m| libs(&report, m).iter().map(|l| l.score.unwrap()).collect::<Vec<_>>();
+    assert_eq!(scores(Method::Thesis), [8.0 / 3.0, 5.0 / 3.0, 2.0]);
+    assert_eq!(scores(Method::Corrected), [8.0 / 3.0, 4.0 / 3.0, 2.0]);
+    assert_eq!(libs(&report, Method::Thesis)[0].score_over, [Commits, Contributors, FilesPerCommit]);
+
+    // One line per differing value, saying why.
+    let d = &report.differences;
+    assert!(d.iter().any(|l| l.starts_with("alpha contributors: thesis 7 vs corrected 6: the thesis counts distinct raw committer")), "{d:?}");
+    // 8 commits either way (the merge and the bot against the last day): no line.
+    assert!(!d.iter().any(|l| l.starts_with("alpha commits:")), "{d:?}");
+    assert!(d.iter().any(|l| l.starts_with("alpha issues_mean_age_days: thesis 17 vs corrected 10.5625")), "{d:?}");
+    assert!(d.iter().any(|l| l.starts_with("beta tertiles:")), "{d:?}");
+    assert!(!d.iter().any(|l| l.starts_with("gamma")), "{d:?}");
 
     let [csv, json, svg] = repo_metrics::report_files(&s.out());
-    let csv = std::fs::read_to_string(csv).unwrap();
-    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
-    assert_eq!(
-        rows[0],
-        [
-            "library",
-            "repo",
-            "since",
-            "until",
-            "commits",
-            "contributors",
-            "files_per_commit",
-            "issues_opened",
-            "issues_closed",
-            "issues_share_closed",
-            "issues_mean_age_days",
-            "tertile_commits",
-            "tertile_contributors",
-            "tertile_files_per_commit",
-            "tertile_issues_opened",
-            "tertile_issues_closed",
-            "tertile_issues_share_closed",
-            "tertile_issues_mean_age_days",
-            "score"
-        ]
-    );
-    let alpha_repo = s.repos[0].dir.display().to_string();
-    assert_eq!(
-        rows[1],
-        [
-            "alpha",
-            &alpha_repo,
-            "2023-01-01",
-            "2023-01-31",
-            "6",
-            "5",
-            "1.5",
-            "4",
-            "3",
-            "0.5",
-            "10.5625",
-            "3",
-            "3",
-            "2",
-            "",
-            "",
-            "",
-            "",
-            "2.6667"
-        ]
-    );
-    assert_eq!(rows[2][4..], ["2", "2", "1", "0", "0", "", "", "1", "2", "1", "", "", "", "", "1.3333"]);
-    assert_eq!(rows[3][4..], ["4", "1", "3", "", "", "", "", "2", "1", "3", "", "", "", "", "2"]);
-    assert_eq!(rows.len(), 4);
+    let mut csv = csv::Reader::from_path(csv).unwrap();
+    let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header[..10], ["method", "library", "repo", "head", "window", "merges", "bot_commits", "bots", "files_over", "tickets"]);
+    assert_eq!(header.last().unwrap(), "score_over");
+    let rows: Vec<BTreeMap<String, String>> = csv.deserialize().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 6);
+    let row = |i: usize, k: &str| rows[i][k].clone();
+    assert_eq!([row(0, "method"), row(0, "library"), row(0, "head")], ["thesis", "alpha", head.as_str()]);
+    assert_eq!([row(0, "commits"), row(0, "contributors"), row(0, "files_per_commit")], ["8", "7", "1"]);
+    assert_eq!(row(0, "window"), "[2023-01-01T00:00:00Z, 2023-01-31T00:00:00Z]");
+    assert_eq!(row(3, "window"), "[2023-01-01T00:00:00Z, 2023-02-01T00:00:00Z)");
+    assert_eq!([row(3, "method"), row(3, "files_per_commit"), row(3, "bot_commits")], ["corrected", "1.375", "1"]);
+    assert_eq!([row(0, "issues_share_closed"), row(3, "issues_share_closed")], ["0.8", "0.5"]);
+    assert_eq!([row(2, "tickets"), row(2, "issues_opened"), row(2, "score")], ["skipped: no --issues export", "", "2"]);
+    assert_eq!(row(4, "score_over"), "commits contributors files_per_commit");
 
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    assert_eq!(json["window"]["since"], "2023-01-01");
-    assert_eq!(json["libraries"][0]["tertiles"]["files_per_commit"], 2);
-    assert_eq!(json["libraries"][0]["issues"]["mean_age_days"], 10.5625);
+    assert_eq!(json["methods"], serde_json::json!(["thesis", "corrected"]));
+    assert_eq!(json["libraries"][0]["method"], "thesis");
+    assert_eq!(json["libraries"][0]["head"], head.as_str());
+    assert_eq!(json["libraries"][3]["issues"]["mean_age_days"], 10.5625);
+    assert!(json["tool"].as_str().unwrap().starts_with("repo-metrics "));
+    assert!(json["differences"].as_array().unwrap().len() >= 5);
 
     let svg = std::fs::read_to_string(svg).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
     for text in [
         "alpha",
-        "beta",
         "gamma",
+        "thesis method (left), corrected (right)",
         "commits (higher is better)",
         "issues_mean_age_days (lower is better)",
-        "6, T3",
+        "8, T3",
+        "1.38, T2",
         "score: mean tertile",
     ] {
         assert!(svg.contains(text), "the plot lacks {text:?}");
     }
+}
+
+#[test]
+fn files_per_commit_over_a_range_as_pydriller() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = alpha(tmp.path().join("alpha"));
+    let out = tmp.path().join("out");
+    let with_range = |from: &str, to: &str| {
+        let mut a_args = args(&[("alpha", &a.repo.dir)], &[], MethodArg::Both, &out);
+        a_args.ranges = vec![repo_metrics::parse_range(&format!("alpha={from}..{to}")).unwrap()];
+        let report = collect(&a_args.options().unwrap()).unwrap();
+        let [t, c] = [Method::Thesis, Method::Corrected].map(|m| libs(&report, m)[0].commits.clone());
+        // The range is the thesis' only; corrected keeps the window.
+        assert_eq!((c.files_per_commit, c.files_over.as_str()), (1.375, "the commits counted"));
+        (t.files_per_commit, t.files_over)
+    };
+    // FROM included (its parent's history excluded), the merge counted with 0 files: 6 commits,
+    // 3 + 1 + 1 + 1 + 2 + 0 = 8 files, 1.33 -> 1 (2 if the merge were left out).
+    let r = with_range(&a.second, &a.merge);
+    assert_eq!(r, (1.0, format!("range {}..{} (6 commits)", a.second, a.merge)));
+    // From the root commit, as files_per_commit.py does: 7 commits, 10 files, 1.43 -> 1.
+    let r = with_range(&a.root, "HEAD~5");
+    assert_eq!(r, (1.0, format!("range {}..HEAD~5 (7 commits)", a.root)));
+    // The merge alone.
+    assert_eq!(with_range(&a.merge, &a.merge), (0.0, format!("range {0}..{0} (1 commits)", a.merge)));
+    let mut bad = args(&[("alpha", &a.repo.dir)], &[], MethodArg::Thesis, &out);
+    bad.ranges = vec![repo_metrics::parse_range("alpha=nosuch..HEAD").unwrap()];
+    let e = format!("{:#}", collect(&bad.options().unwrap()).unwrap_err());
+    assert!(e.contains("library alpha") && e.contains("commit nosuch of --range nosuch..HEAD"), "{e}");
 }
 
 #[test]
@@ -260,25 +340,37 @@ fn issue_metrics_are_ranked_when_every_library_has_an_export() {
     // beta: two issues closed after a day each; gamma: one still open, two days before the end.
     let beta = write(
         "beta.json",
-        r#"[{"created_at":"2023-01-02T00:00:00Z","closed_at":"2023-01-03T00:00:00Z"},
-            {"created_at":"2023-01-05T00:00:00Z","closed_at":"2023-01-06T00:00:00Z"}]"#,
+        r#"[{"created_at":"2023-01-02T00:00:00Z","closed_at":"2023-01-03T00:00:00Z","updated_at":"2023-01-03T00:00:00Z","state":"closed"},
+            {"created_at":"2023-01-05T00:00:00Z","closed_at":"2023-01-06T00:00:00Z","updated_at":"2023-01-06T00:00:00Z","state":"closed"}]"#,
     );
-    let gamma = write("gamma.json", r#"[[{"created_at":"2023-01-30T00:00:00Z","closed_at":null}]]"#);
+    let gamma = write(
+        "gamma.json",
+        r#"[[{"created_at":"2023-01-29T00:00:00Z","closed_at":null,"updated_at":"2023-01-29T00:00:00Z","state":"open"}]]"#,
+    );
     let alpha = fixture("issues-alpha.json");
-    let opts = args(&s.repos(), &[("alpha", &alpha), ("beta", &beta), ("gamma", &gamma)], &s.out()).options().unwrap();
+    let opts = args(&s.repos(), &[("alpha", &alpha), ("beta", &beta), ("gamma", &gamma)], MethodArg::Both, &s.out())
+        .options()
+        .unwrap();
     let report = collect(&opts).unwrap();
     assert!(!s.out().exists(), "collect writes nothing");
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
 
     use Metric::*;
-    let issue_tertiles = |lib| {
-        let t = tertiles(&report, lib);
-        [IssuesOpened, IssuesClosed, IssuesShareClosed, IssuesMeanAgeDays].map(|m| t[&m])
+    let issue_tertiles = |m, lib: usize| {
+        let t = &libs(&report, m)[lib].tertiles;
+        [IssuesOpened, IssuesClosed, IssuesShareClosed, IssuesMeanAgeDays].map(|k| t.get(&k).copied())
     };
-    assert_eq!(issue_tertiles(0), [3, 3, 2, 1]);
-    assert_eq!(issue_tertiles(1), [2, 2, 3, 3]);
-    assert_eq!(issue_tertiles(2), [1, 1, 1, 2]);
-    let scores: Vec<f64> = report.libraries.iter().map(|l| l.score.unwrap()).collect();
+    assert_eq!(issue_tertiles(Method::Corrected, 0), [3, 3, 2, 1].map(Some));
+    assert_eq!(issue_tertiles(Method::Corrected, 1), [2, 2, 3, 3].map(Some));
+    assert_eq!(issue_tertiles(Method::Corrected, 2), [1, 1, 1, 2].map(Some));
+    // Thesis: opened (5, 2, 1), closed (4, 2, 0), share (0.8, 1, 0); gamma's mean age is
+    // undefined (no closed ticket: the script would fail), so that metric is not ranked.
+    assert_eq!(issue_tertiles(Method::Thesis, 0), [Some(3), Some(3), Some(2), None]);
+    assert_eq!(issue_tertiles(Method::Thesis, 1), [Some(2), Some(2), Some(3), None]);
+    assert_eq!(issue_tertiles(Method::Thesis, 2), [Some(1), Some(1), Some(1), None]);
+    let scores: Vec<f64> = libs(&report, Method::Corrected).iter().map(|l| l.score.unwrap()).collect();
     assert_eq!(scores, [17.0 / 7.0, 14.0 / 7.0, 11.0 / 7.0]);
+    assert_eq!(libs(&report, Method::Thesis)[0].score_over.len(), 6);
 }
 
 #[test]
@@ -288,7 +380,7 @@ fn errors_name_the_library_and_the_cause() {
     let plain = tmp.path().join("plain");
     std::fs::create_dir(&plain).unwrap();
     let err = |repos: &[(&str, &Path)], issues: &[(&str, &Path)]| {
-        format!("{:#}", collect(&args(repos, issues, &out).options().unwrap()).unwrap_err())
+        format!("{:#}", collect(&args(repos, issues, MethodArg::Both, &out).options().unwrap()).unwrap_err())
     };
 
     let e = err(&[("plain", &plain)], &[]);
@@ -298,11 +390,23 @@ fn errors_name_the_library_and_the_cause() {
     assert!(e.contains("library gone") && e.contains("is not a directory"), "{e}");
 
     let b = beta(tmp.path().join("beta"));
+    // A directory inside a repository: git would measure the enclosing repository.
+    let sub = b.dir.join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let e = err(&[("sub", &sub)], &[]);
+    assert!(e.contains("is inside the repository") && e.contains("not its top"), "{e}");
+
     let shallow = tmp.path().join("shallow");
     let url = format!("file://{}", b.dir.display());
     b.git(&["clone", "-q", "--depth", "1", &url, shallow.to_str().unwrap()], None);
     let e = err(&[("shallow", &shallow)], &[]);
     assert!(e.contains("shallow clone") && e.contains("--unshallow"), "{e}");
+
+    // A bare repository is measured as it is.
+    let bare = tmp.path().join("bare.git");
+    b.git(&["clone", "-q", "--bare", &url, bare.to_str().unwrap()], None);
+    let report = collect(&args(&[("bare", &bare)], &[], MethodArg::Both, &out).options().unwrap()).unwrap();
+    assert!(report.libraries.iter().all(|l| l.commits.commits == 2));
 
     let e = err(&[("beta", &b.dir)], &[("beta", &tmp.path().join("nope.json"))]);
     assert!(e.contains("library beta") && e.contains("nope.json"), "{e}");
@@ -310,6 +414,10 @@ fn errors_name_the_library_and_the_cause() {
     std::fs::write(&bad, r#"[{"number": 9, "created_at": "2023-13-01T00:00:00Z"}]"#).unwrap();
     let e = err(&[("beta", &b.dir)], &[("beta", &bad)]);
     assert!(e.contains("bad.json") && e.contains("issue #9") && e.contains("created_at"), "{e}");
+    // The thesis' definitions need the export's update times and states.
+    std::fs::write(&bad, r#"[{"number": 9, "created_at": "2023-01-01T00:00:00Z", "closed_at": null}]"#).unwrap();
+    let e = err(&[("beta", &b.dir)], &[("beta", &bad)]);
+    assert!(e.contains("library beta, thesis method") && e.contains("`updated_at` and `state`"), "{e}");
 }
 
 #[test]
@@ -320,47 +428,64 @@ fn command_line() {
     let out = tmp.path().join("out");
     let exe = env!("CARGO_BIN_EXE_repo-metrics");
     let repo = |name: &str, r: &Repo| format!("{name}={}", r.dir.display());
-    let ok = Command::new(exe)
-        .args([
-            "--repo",
-            &repo("beta", &b),
-            "--repo",
-            &repo("gamma", &g),
-            "--since",
-            "2023-01-01",
-            "--until",
-            "2023-01-31",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{stdout}{}", String::from_utf8_lossy(&ok.stderr));
-    assert!(stdout.contains("beta: 2 commits, 2 contributors, 1.00 files/commit, score 1.67"), "{stdout}");
+    let cmd = |extra: &[&str]| {
+        let o = Command::new(exe)
+            .args(["--repo", &repo("beta", &b), "--repo", &repo("gamma", &g), "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap();
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (code, stdout, stderr) = cmd(&["--since", "2023-01-01", "--until", "2023-01-31"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("corrected beta: 2 commits, 2 contributors, 1.00 files/commit, score 1.67"), "{stdout}");
+    assert!(!stdout.contains("thesis"), "corrected is the default: {stdout}");
+    assert!(stderr.contains("ticket metrics skipped: no --issues export for beta, gamma"), "{stderr}");
     assert!(repo_metrics::report_files(&out).iter().all(|f| f.is_file()));
 
-    let fail = |extra: &[&str]| {
-        let o = Command::new(exe).args(["--repo", &repo("beta", &b), "--out", "x"]).args(extra).output().unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
-    };
-    let (code, stderr) = fail(&["--since", "2023-01-01"]);
+    // An empty window: written, warned, and a failure unless --allow-empty. With the thesis'
+    // definitions, --until 2023-01-02 ends at its 00:00:00, before anyone's first commit.
+    let empty = ["--method", "thesis", "--since", "2023-01-01", "--until", "2023-01-02"];
+    let (code, stdout, stderr) = cmd(&empty);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("warning: thesis: no commit of beta in the window [2023-01-01T00:00:00Z, 2023-01-02T00:00:00Z]"), "{stderr}");
+    assert!(stderr.contains("--allow-empty"), "{stderr}");
+    assert!(stdout.contains("thesis beta: 0 commits"), "{stdout}");
+    let (code, _, stderr) = cmd(&[&empty[..], &["--allow-empty"]].concat());
+    assert_eq!(code, Some(0), "{stderr}");
+    // Corrected includes all of Jan 2, gamma's first commit (08:00) too.
+    let (code, stdout, _) = cmd(&["--method", "both", "--since", "2023-01-01", "--until", "2023-01-02"]);
+    assert_eq!(code, Some(1));
+    assert!(stdout.contains("differs: gamma commits: thesis 0 vs corrected 1:"), "{stdout}");
+
+    let (code, _, stderr) = cmd(&["--since", "2023-01-01"]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--until"), "{stderr}");
-    let (code, stderr) = fail(&["--since", "2023-02-30", "--until", "2023-03-01"]);
+    let (code, _, stderr) = cmd(&["--since", "2023-02-30", "--until", "2023-03-01"]);
     assert_eq!(code, Some(2), "{stderr}");
-    let (code, stderr) = fail(&["--since", "2023-01-01", "--until", "2023-01-31", "--issues", "aya=x.json"]);
+    let (code, _, stderr) = cmd(&["--since", "2023-01-01", "--until", "2023-01-31", "--issues", "aya=x.json"]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("no --repo is named `aya`"), "{stderr}");
+    let (code, _, stderr) = cmd(&["--preset", "thesis"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the preset has no library `beta`"), "{stderr}");
+    let (code, _, stderr) = cmd(&["--since", "2023-01-01", "--until", "2023-01-31", "--range", "beta=HEAD"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("expected NAME=FROM..TO"), "{stderr}");
 }
 
 #[test]
-fn a_lone_library_is_in_the_middle_tertile() {
+fn a_lone_library() {
     let tmp = tempfile::tempdir().unwrap();
     let g = gamma(tmp.path().join("gamma"));
     let out = tmp.path().join("out");
-    let report = run(&args(&[("gamma", &g.dir)], &[], &out).options().unwrap()).unwrap();
-    assert!(report.libraries[0].tertiles.values().all(|&t| t == 2));
-    assert_eq!(report.libraries[0].score, Some(2.0));
+    let report = run(&args(&[("gamma", &g.dir)], &[], MethodArg::Both, &out).options().unwrap()).unwrap();
+    // Corrected: the middle tertile. Thesis: statistics.quantiles needs two values; nothing ranked.
+    let corrected = libs(&report, Method::Corrected)[0];
+    assert!(corrected.tertiles.values().all(|&t| t == 2));
+    assert_eq!(corrected.score, Some(2.0));
+    let thesis = libs(&report, Method::Thesis)[0];
+    assert!(thesis.tertiles.is_empty() && thesis.score.is_none());
     assert!(std::fs::read_to_string(out.join(repo_metrics::SVG_FILE)).unwrap().contains("gamma"));
 }
