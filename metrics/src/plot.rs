@@ -70,6 +70,8 @@ pub struct Bar {
     /// Index into [`Chart::libs`].
     pub lib: usize,
     pub summary: Summary,
+    /// The repetitions, drawn as dots over the bar so the distribution shows, not only its median.
+    pub values: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -222,7 +224,7 @@ where
     let top = chart
         .bars
         .iter()
-        .flat_map(|b| [b.summary.p95, b.summary.median])
+        .flat_map(|b| [b.summary.range().1, b.summary.median])
         .chain(chart.references.iter().map(|r| r.value))
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
@@ -262,15 +264,22 @@ where
             [(x - half, 0.0), (x + half, s.median)],
             c.filled(),
         )])?;
-        if s.p5 == s.p95 {
+        let (lo, hi) = s.range();
+        if lo == hi {
             continue; // A single shot has no spread to show.
         }
+        // Each repetition, spread sideways by its rank so equal values stay visible.
+        let dots = bar.values.len().max(1) as f64;
+        cc.draw_series(bar.values.iter().enumerate().map(|(i, v)| {
+            let dx = (i as f64 / dots - 0.5) * half * 1.2;
+            Circle::new((x + dx, *v), 3, BLACK.mix(0.55).filled())
+        }))?;
         let cap = half * 0.35;
         let whisker = BLACK.stroke_width(2);
         cc.draw_series([
-            PathElement::new(vec![(x, s.p5), (x, s.p95)], whisker),
-            PathElement::new(vec![(x - cap, s.p5), (x + cap, s.p5)], whisker),
-            PathElement::new(vec![(x - cap, s.p95), (x + cap, s.p95)], whisker),
+            PathElement::new(vec![(x, lo), (x, hi)], whisker),
+            PathElement::new(vec![(x - cap, lo), (x + cap, lo)], whisker),
+            PathElement::new(vec![(x - cap, hi), (x + cap, hi)], whisker),
         ])?;
     }
 
@@ -326,12 +335,25 @@ where
         area.draw(&Text::new(lib.as_str(), (x + 24, y + 8), font.clone()))?;
         y += 28;
     }
-    if chart.bars.iter().any(|b| b.summary.p95 > b.summary.p5) {
+    if let Some(n) = chart
+        .bars
+        .iter()
+        .filter(|b| b.summary.max > b.summary.min)
+        .map(|b| b.summary.n)
+        .min()
+    {
         area.draw(&PathElement::new(
             vec![(x + 8, y), (x + 8, y + 16)],
             BLACK.stroke_width(2),
         ))?;
-        area.draw(&Text::new("p5–p95", (x + 24, y + 8), font.clone()))?;
+        area.draw(&Text::new(
+            crate::report::range_name(n),
+            (x + 24, y + 8),
+            font.clone(),
+        ))?;
+        y += 28;
+        area.draw(&Circle::new((x + 8, y + 8), 3, BLACK.mix(0.55).filled()))?;
+        area.draw(&Text::new("repetition", (x + 24, y + 8), font.clone()))?;
         y += 28;
     }
     for label in refs {
@@ -372,21 +394,25 @@ mod tests {
                     category: 0,
                     lib: 0,
                     summary: summary(&[60.0, 64.0, 70.0]),
+                    values: vec![60.0, 64.0, 70.0],
                 },
                 Bar {
                     category: 0,
                     lib: 1,
                     summary: summary(&[55.0, 58.0, 61.0]),
+                    values: vec![55.0, 58.0, 61.0],
                 },
                 Bar {
                     category: 1,
                     lib: 0,
                     summary: summary(&[40.0, 41.0, 45.0]),
+                    values: vec![40.0, 41.0, 45.0],
                 },
                 Bar {
                     category: 1,
                     lib: 1,
                     summary: summary(&[38.0, 39.0, 42.0]),
+                    values: vec![38.0, 39.0, 42.0],
                 },
             ],
             references: vec![

@@ -11,7 +11,7 @@ use super::model::{self, series, series_label, SeriesKey};
 use crate::catalogue::{self, Better, LIBRARIES, USECASES};
 use crate::fmt;
 use crate::record::Run;
-use crate::stats::{moved, Change, Direction};
+use crate::stats::{median, moved, Change, Direction};
 
 pub const COMPARE_MD: &str = "compare.md";
 
@@ -59,6 +59,16 @@ pub fn compare(dir_a: &Path, dir_b: &Path) -> Result<Vec<Moved>> {
             let improved = match catalogue::better(&key.metric) {
                 Better::Lower => change.direction == Direction::Down,
                 Better::Higher => change.direction == Direction::Up,
+                // Closer to the configured value of the later run.
+                Better::Target => sb
+                    .get(&SeriesKey {
+                        lib: catalogue::TARGET_REFERENCE.into(),
+                        ..key.clone()
+                    })
+                    .is_some_and(|t| {
+                        let t = median(&t.values);
+                        (change.after - t).abs() < (change.before - t).abs()
+                    }),
             };
             Some(Moved {
                 usecase: key.usecase.clone(),

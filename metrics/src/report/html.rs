@@ -214,9 +214,10 @@ fn write_usecase(
     }
     writeln!(
         h,
-        "<p class=\"note\">Each cell: median, p5–p95 below. <span class=\"star\">★</span> best \
-         (↓ lower is better, ↑ higher is better); <span class=\"cv\" style=\"display:inline\">CV</span> \
-         flags a coefficient of variation above 5%; ratios are to the reference medians.</p>"
+        "<p class=\"note\">Each cell: median, its range below. {} <span class=\"cv\" \
+         style=\"display:inline\">CV</span> flags a coefficient of variation above 5%; ratios are \
+         to the reference medians.</p>",
+        esc(&model::ranking_legend())
     )?;
     write!(
         h,
@@ -228,7 +229,7 @@ fn write_usecase(
     if !u.references.is_empty() {
         write!(h, "<th>references</th>")?;
     }
-    writeln!(h, "</tr></thead>\n<tbody>")?;
+    writeln!(h, "<th>ranking</th></tr></thead>\n<tbody>")?;
     for row in &u.rows {
         write_row(h, u, row)?;
     }
@@ -253,7 +254,8 @@ fn write_row(h: &mut String, u: &UseCase, row: &MetricRow) -> std::fmt::Result {
     let description = catalogue::lookup(&row.metric).map_or("", |m| m.description);
     write!(
         h,
-        "<tr><th title=\"{}\">{}<span class=\"dir\">{}</span></th><td class=\"unit\">{}</td>",
+        "<tr id=\"{}\"><th title=\"{}\">{}<span class=\"dir\">{}</span></th><td class=\"unit\">{}</td>",
+        row.anchor,
         esc(description),
         esc(&row.label()),
         row.better.arrow(),
@@ -265,6 +267,7 @@ fn write_row(h: &mut String, u: &UseCase, row: &MetricRow) -> std::fmt::Result {
                 summary,
                 best,
                 ratios,
+                ..
             } => {
                 write!(
                     h,
@@ -307,7 +310,8 @@ fn write_row(h: &mut String, u: &UseCase, row: &MetricRow) -> std::fmt::Result {
             refs.join("<br>")
         )?;
     }
-    writeln!(h, "</tr>")
+    let notes: Vec<String> = row.ranking_notes(&u.libs).iter().map(|n| esc(n)).collect();
+    writeln!(h, "<td class=\"rank\">{}</td></tr>", notes.join("<br>"))
 }
 
 /// An SVG file may start with an XML declaration, which is not allowed inside HTML.

@@ -134,18 +134,25 @@ fn write_usecase(h: &mut String, u: &UseCase) -> std::fmt::Result {
     }
     writeln!(
         h,
-        "Each cell: median (p5–p95); ★ best (↓ lower is better, ↑ higher is better); ⚠ CV above 5%; \
-         ratios are to the reference medians.\n"
+        "Each cell: median (range). {} ⚠ CV above 5%; ratios are to the reference medians.\n",
+        model::ranking_legend()
     )?;
     let mut columns = vec!["metric".to_string(), "unit".to_string()];
     columns.extend(u.libs.iter().cloned());
     if !u.references.is_empty() {
         columns.push("references".into());
     }
+    columns.push("ranking".into());
     table_header(h, &columns)?;
     for row in &u.rows {
         let mut cells = vec![
-            format!("{} {}", cell(&row.label()), row.better.arrow()),
+            // An anchor for the summary's links (GitHub keeps `<a id>` working).
+            format!(
+                "<a id=\"{}\"></a>{} {}",
+                row.anchor,
+                cell(&row.label()),
+                row.better.arrow()
+            ),
             cell(&row.unit),
         ];
         for c in &row.cells {
@@ -154,6 +161,7 @@ fn write_usecase(h: &mut String, u: &UseCase) -> std::fmt::Result {
                     summary,
                     best,
                     ratios,
+                    ..
                 } => {
                     let median = fmt::value(summary.median);
                     let median = if *best {
@@ -180,6 +188,7 @@ fn write_usecase(h: &mut String, u: &UseCase) -> std::fmt::Result {
                 .collect();
             cells.push(cell(&refs.join("<br>")));
         }
+        cells.push(cell(&row.ranking_notes(&u.libs).join("<br>")));
         writeln!(h, "| {} |", cells.join(" | "))?;
     }
     writeln!(h)?;
