@@ -6,10 +6,12 @@
 
 pub mod catalogue;
 pub mod fmt;
+pub mod hist;
 pub mod loc;
 pub mod plot;
 pub mod record;
 pub mod report;
 pub mod stats;
+pub mod weights;
 
 pub use report::{compare, render};

@@ -76,9 +76,10 @@ pub fn render(dir: &Path) -> Result<Rendered> {
 mod tests {
     use super::*;
     use crate::fmt;
+    use crate::hist::Histogram;
     use crate::record::{
-        read_csv, Capability, Environment, Failure, Implementation, Row, RunMeta, Stage, Status,
-        RESULTS_CSV,
+        read_csv, Capability, Environment, Failure, Finding, Implementation, Row, RunMeta, Stage,
+        Status, RESULTS_CSV,
     };
     use crate::stats::median;
 
@@ -247,6 +248,23 @@ mod tests {
                     "no XDP_TX redirect helper",
                 ),
             ],
+            findings: vec![Finding {
+                usecase: "loadbalancer".into(),
+                metric: "rss_kib".into(),
+                libs: vec!["libbpf-rs".into()],
+                cause: "maps are pre-allocated".into(),
+                evidence: vec!["results.csv".into()],
+            }],
+            histograms: Some(
+                [("aya", 50.0), ("libbpf-rs", 65.0)]
+                    .iter()
+                    .map(|(lib, base)| {
+                        let samples: Vec<f64> = (0..200).map(|i| base + (i % 40) as f64).collect();
+                        Histogram::from_samples("packetfilter", lib, "latency_us", None, "µs", &samples)
+                    })
+                    .collect(),
+            ),
+            repo_metrics: None,
         }
     }
 
