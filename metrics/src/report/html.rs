@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::model::{self, Cell, MetricRow, Report, UseCase};
+use super::model::{self, Cell, MetricRow, PlannedChart, Report, UseCase};
+use super::overview::{self, Overview};
 use crate::catalogue;
 use crate::fmt;
 use crate::plot;
@@ -42,6 +43,14 @@ td.best { background: var(--best); }
 .status.impossible { background: #ffebe9; color: #a40e26; }
 .status.missing { background: #eaeef2; color: #57606a; }
 .capnote { display: block; color: var(--muted); font-size: 13px; max-width: 320px; }
+details.capnote summary { cursor: pointer; }
+#summary ul { padding-left: 20px; }
+#summary li { margin: 3px 0; }
+#summary li.gap { color: #a40e26; }
+.verdict { font-weight: 600; }
+.rowlinks { color: var(--muted); font-size: 13px; }
+td.rank { color: var(--muted); font-size: 13px; max-width: 260px; }
+table.aid td { text-align: right; }
 .charts { display: flex; flex-direction: column; gap: 18px; }
 figure { margin: 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
@@ -90,7 +99,8 @@ fn write_page(
     writeln!(h, "<p class=\"meta\">{}</p>", meta.join(" · "))?;
     write!(
         h,
-        "<nav><a href=\"#environment\">Environment</a><a href=\"#capabilities\">Capabilities</a>"
+        "<nav><a href=\"#summary\">Summary</a><a href=\"#decision\">Decision aid</a>\
+         <a href=\"#environment\">Environment</a><a href=\"#capabilities\">Capabilities</a>"
     )?;
     for u in &report.usecases {
         write!(h, "<a href=\"#uc-{0}\">{0}</a>", esc(&u.name))?;
@@ -101,6 +111,7 @@ fn write_page(
         run.failures.len()
     )?;
 
+    write_summary(h, &report.overview, svgs)?;
     write_environment(h, run)?;
     write_capabilities(h, report, run)?;
     for u in &report.usecases {
@@ -170,12 +181,21 @@ fn write_capabilities(h: &mut String, report: &Report, run: &Run) -> std::fmt::R
         write!(h, "<tr><th>{}</th>", esc(u))?;
         for lib in &report.matrix_libs {
             match model::capability(&run.capabilities, u, lib) {
-                Some(c) => write!(
-                    h,
-                    "<td><span class=\"status {0}\">{0}</span><span class=\"capnote\">{1}</span></td>",
-                    c.status.as_str(),
-                    esc(&c.note)
-                )?,
+                // One line; the full note behind a <details>.
+                Some(c) => {
+                    let line = overview::first_line(&c.note);
+                    write!(h, "<td><span class=\"status {0}\">{0}</span>", c.status.as_str())?;
+                    if line == c.note.trim() {
+                        write!(h, "<span class=\"capnote\">{}</span></td>", esc(line))?;
+                    } else {
+                        write!(
+                            h,
+                            "<details class=\"capnote\"><summary>{}</summary>{}</details></td>",
+                            esc(line),
+                            esc(&c.note)
+                        )?;
+                    }
+                }
                 None => write!(h, "<td><span class=\"absent\">not recorded</span></td>")?,
             }
         }
@@ -237,17 +257,127 @@ fn write_usecase(
 
     writeln!(h, "<div class=\"charts\">")?;
     for c in &u.charts {
-        if let Some(svg) = svgs.get(&c.stem) {
-            writeln!(
-                h,
-                "<figure id=\"plot-{0}\">{1}<figcaption>as <a href=\"plots/{0}.png\">PNG</a> · \
-                 <a href=\"plots/{0}.svg\">SVG</a></figcaption></figure>",
-                c.stem,
-                strip_prolog(svg),
-            )?;
-        }
+        write_figure(h, c, svgs)?;
+    }
+    writeln!(h, "</div>\n<h3 id=\"dist-{}\">Distributions</h3>", esc(&u.name))?;
+    if let Some(note) = &u.distributions_note {
+        writeln!(h, "<p class=\"note\">{}</p>", esc(note))?;
+    }
+    writeln!(h, "<div class=\"charts\">")?;
+    for c in &u.distributions {
+        write_figure(h, c, svgs)?;
     }
     writeln!(h, "</div>\n</section>")
+}
+
+/// A chart inline as SVG, with its PNG and SVG files linked beside it.
+fn write_figure(
+    h: &mut String,
+    c: &PlannedChart,
+    svgs: &BTreeMap<String, String>,
+) -> std::fmt::Result {
+    match svgs.get(&c.stem) {
+        Some(svg) => writeln!(
+            h,
+            "<figure id=\"plot-{0}\">{1}<figcaption>as <a href=\"plots/{0}.png\">PNG</a> · \
+             <a href=\"plots/{0}.svg\">SVG</a></figcaption></figure>",
+            c.stem,
+            strip_prolog(svg),
+        ),
+        None => Ok(()),
+    }
+}
+
+fn write_summary(
+    h: &mut String,
+    o: &Overview,
+    svgs: &BTreeMap<String, String>,
+) -> std::fmt::Result {
+    writeln!(h, "<section id=\"summary\">\n<h2>Summary: which library leads where</h2>")?;
+    writeln!(h, "<p class=\"note\">{}</p>", esc(&model::ranking_legend()))?;
+    if let Some(c) = &o.across {
+        write_figure(h, c, svgs)?;
+    }
+    for u in &o.usecases {
+        writeln!(h, "<h3>{0} <a class=\"rowlinks\" href=\"#uc-{0}\">table</a></h3>\n<ul>", esc(&u.usecase))?;
+        for line in &u.lines {
+            let links: Vec<String> = line
+                .rows
+                .iter()
+                .map(|(label, anchor, outcome)| {
+                    format!("<a href=\"#{anchor}\">{}</a> {}", esc(label), esc(outcome))
+                })
+                .collect();
+            writeln!(
+                h,
+                "<li><b>{}</b>: <span class=\"verdict\">{}</span> <span class=\"rowlinks\">— {}</span></li>",
+                esc(line.dimension),
+                esc(&line.verdict),
+                links.join(" · ")
+            )?;
+        }
+        for gap in &u.gaps {
+            writeln!(h, "<li class=\"gap\">{}</li>", esc(gap))?;
+        }
+        writeln!(h, "</ul>")?;
+        if let Some(c) = &u.heatmap {
+            write_figure(h, c, svgs)?;
+        }
+    }
+    writeln!(h, "<h3 id=\"findings\">Findings</h3>")?;
+    if o.findings.is_empty() {
+        writeln!(h, "<p class=\"note\">No findings recorded (findings.json) or curated (metrics/findings.yaml) for the differences of this run.</p>")?;
+    } else {
+        writeln!(h, "<ul>")?;
+        for f in &o.findings {
+            let evidence: Vec<String> = f
+                .evidence
+                .iter()
+                .map(|e| format!("<a href=\"{0}\">{0}</a>", esc(e)))
+                .collect();
+            writeln!(
+                h,
+                "<li><b>{} / {}</b> ({}): {} <span class=\"rowlinks\">evidence: {}</span></li>",
+                esc(&f.usecase),
+                esc(&f.metric),
+                esc(&f.libs.join(", ")),
+                esc(&f.cause),
+                evidence.join(", ")
+            )?;
+        }
+        writeln!(h, "</ul>")?;
+    }
+    write_aid(h, o)?;
+    writeln!(h, "</section>")
+}
+
+fn write_aid(h: &mut String, o: &Overview) -> std::fmt::Result {
+    let a = &o.aid;
+    writeln!(
+        h,
+        "<h3 id=\"decision\">Decision aid</h3>\n<p class=\"note\">As the thesis' OSSPal scoring: per \
+         ranked row, tertiles (3 best, 1 worst; leaders share the best, ties the middle), averaged \
+         per dimension, then a weighted mean. Weights: {}; change them with <code>harness report \
+         DIR --weights FILE</code> (YAML, dimension: weight).</p>",
+        esc(&a.weights_source)
+    )?;
+    write!(h, "<table class=\"aid\">\n<thead><tr><th>library</th>")?;
+    for (key, title, w) in &a.dimensions {
+        write!(h, "<th title=\"{}\">{}<br><span class=\"dir\">weight {}</span></th>", esc(title), esc(key), fmt::value(*w))?;
+    }
+    writeln!(h, "<th>score</th></tr></thead>\n<tbody>")?;
+    for (i, lib) in a.libs.iter().enumerate() {
+        write!(h, "<tr><th>{}</th>", esc(lib))?;
+        for v in &a.scores[i] {
+            write!(h, "<td>{}</td>", v.map_or("—".into(), |v| format!("{v:.2}")))?;
+        }
+        writeln!(h, "<td><b>{}</b></td></tr>", a.totals[i].map_or("—".into(), |v| format!("{v:.2}")))?;
+    }
+    writeln!(h, "</tbody>\n</table>")?;
+    if let Some(note) = &a.repository_note {
+        writeln!(h, "<p class=\"note\">{}</p>", esc(note))?;
+    }
+    Ok(())
 }
 
 fn write_row(h: &mut String, u: &UseCase, row: &MetricRow) -> std::fmt::Result {

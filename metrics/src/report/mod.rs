@@ -5,6 +5,7 @@ mod compare;
 mod html;
 mod markdown;
 mod model;
+mod overview;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,6 +15,7 @@ use anyhow::{Context, Result};
 
 use crate::plot;
 use crate::record::Run;
+use crate::weights::Weights;
 
 pub use compare::{compare, Moved, COMPARE_MD};
 pub use model::{range_name, series, Series, SeriesKey};
@@ -46,16 +48,21 @@ impl IntoIterator for Rendered {
 /// Renders the run in `dir` (as written by [`crate::record`]) into `dir/index.html`,
 /// `dir/report.md` and `dir/plots/`. This is what `harness report DIR` calls.
 pub fn render(dir: &Path) -> Result<Rendered> {
+    render_with(dir, &Weights::defaults())
+}
+
+/// [`render`] with the decision aid's weights given (`harness report DIR --weights FILE`).
+pub fn render_with(dir: &Path, weights: &Weights) -> Result<Rendered> {
     let run = Run::load(dir)?;
-    let report = model::build(&run);
+    let report = model::build(&run, weights);
 
     let plots_dir = dir.join(PLOTS_DIR);
     fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
     let mut svgs = BTreeMap::new();
     let mut plots = Vec::new();
-    for planned in report.usecases.iter().flat_map(|u| &u.charts) {
+    for planned in report.figures() {
         let (svg, png) = plot::render(&planned.chart, &plots_dir.join(&planned.stem))
-            .with_context(|| format!("drawing {}", planned.chart.title))?;
+            .with_context(|| format!("drawing {}", planned.chart.title()))?;
         svgs.insert(planned.stem.clone(), fs::read_to_string(&svg)?);
         plots.extend([svg, png]);
     }
@@ -296,8 +303,19 @@ mod tests {
         assert!(!html.contains("<link") && !html.contains("<script"));
         assert_eq!(html.matches("<svg").count(), out.plots.len() / 2);
 
-        // Charts: packetfilter loc, object_size, load_time, test_run; loadbalancer throughput, memory.
-        assert_eq!(out.plots.len(), 12);
+        // Charts: packetfilter loc, object_size, load_time, test_run; loadbalancer throughput,
+        // memory; heatmaps across use cases and of each; the packetfilter latency CDF.
+        assert_eq!(out.plots.len(), 20);
+        // The summary comes first and names every library with a value; findings and scores.
+        let summary = &html[html.find("<section id=\"summary\">").unwrap()..];
+        assert!(html.find("<section id=\"summary\">") < html.find("<section id=\"environment\">"));
+        assert!(summary.contains("aya leads") && summary.contains("redbpf: build failed"));
+        assert!(summary.contains("href=\"#row-packetfilter-test_run_ns___ipv4_allowed\""));
+        assert!(html.contains("id=\"row-packetfilter-test_run_ns___ipv4_allowed\""));
+        assert!(summary.contains("maps are pre-allocated"));
+        assert!(html.contains("id=\"plot-overview-heatmap\"") && html.contains("id=\"plot-packetfilter-cdf-latency_us\""));
+        assert!(md.starts_with("# bpf-eval report") && md.find("## Summary") < md.find("## Environment"));
+        assert!(md.contains("No repo-metrics.csv"));
         for plot in &out.plots {
             assert!(
                 fs::metadata(plot).unwrap().len() > 1000,

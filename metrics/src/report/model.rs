@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::catalogue::{self, Better, LIBRARIES, SECOND_TARGET_REFERENCE, TARGET_REFERENCE, USECASES};
 use crate::fmt;
-use crate::plot::{self, Chart};
+use crate::plot::{self, Chart, Figure};
 use crate::record::{Capability, Environment, Failure, Row, Run, REFERENCE_PREFIX};
 use crate::stats::{self, Ranking, Summary};
 
@@ -65,6 +65,19 @@ pub struct Report {
     pub matrix_usecases: Vec<String>,
     pub matrix_libs: Vec<String>,
     pub glossary: Vec<GlossaryEntry>,
+    pub overview: super::overview::Overview,
+}
+
+impl Report {
+    /// Every figure to draw: the overview heatmaps, then each use case's charts.
+    pub fn figures(&self) -> Vec<&PlannedChart> {
+        let o = &self.overview;
+        o.across
+            .iter()
+            .chain(o.usecases.iter().flat_map(|u| &u.heatmap))
+            .chain(self.usecases.iter().flat_map(|u| u.charts.iter().chain(&u.distributions)))
+            .collect()
+    }
 }
 
 pub struct UseCase {
@@ -74,6 +87,10 @@ pub struct UseCase {
     pub references: Vec<String>,
     pub rows: Vec<MetricRow>,
     pub charts: Vec<PlannedChart>,
+    /// CDFs from `histograms.csv`: latency, and jittergen's delays per scenario.
+    pub distributions: Vec<PlannedChart>,
+    /// Said instead when the run has no `histograms.csv`.
+    pub distributions_note: Option<String>,
 }
 
 pub struct MetricRow {
@@ -213,7 +230,7 @@ pub fn range_name(n: usize) -> &'static str {
 /// A chart to draw: the file stem under `plots/` and what goes in it.
 pub struct PlannedChart {
     pub stem: String,
-    pub chart: Chart,
+    pub chart: Figure,
 }
 
 pub struct GlossaryEntry {
@@ -223,7 +240,7 @@ pub struct GlossaryEntry {
     pub description: String,
 }
 
-pub fn build(run: &Run) -> Report {
+pub fn build(run: &Run, weights: &crate::weights::Weights) -> Report {
     let all = series(&run.rows);
     let mut usecases: BTreeSet<&str> = all.keys().map(|k| k.usecase.as_str()).collect();
     usecases.extend(run.failures.iter().map(|f| f.usecase.as_str()));
@@ -241,17 +258,20 @@ pub fn build(run: &Run) -> Report {
         LIBRARIES,
     );
 
+    let usecases_built: Vec<UseCase> = usecases
+        .iter()
+        .map(|u| usecase(u, &all, run, &run_libs))
+        .collect();
+    let overview = super::overview::build(&usecases_built, run, &run_libs, weights);
     Report {
+        overview,
         created: run
             .meta
             .as_ref()
             .map(|m| m.created.clone())
             .filter(|c| !c.is_empty()),
         git_revision: run.meta.as_ref().and_then(|m| m.git_revision.clone()),
-        usecases: usecases
-            .iter()
-            .map(|u| usecase(u, &all, run, &run_libs))
-            .collect(),
+        usecases: usecases_built,
         matrix_usecases: usecases.clone(),
         matrix_libs: run_libs,
         glossary: glossary(&all),
@@ -306,12 +326,29 @@ fn usecase(
         .collect();
 
     let charts = plan_charts(name, &rows, &libs, run_libs);
+    let distributions = run.histograms.as_deref().map_or_else(Vec::new, |h| {
+        plan_distributions(name, h, run_libs)
+    });
+    // Only where a distribution would belong: a latency or wire delay metric.
+    let wants = rows.iter().any(|r| {
+        catalogue::dimension(&r.metric).is_some_and(|d| d.key == "latency")
+            || r.metric.starts_with("wire_delay")
+    });
+    let distributions_note = (run.histograms.is_none() && wants).then(|| {
+        format!(
+            "No {} in this run: latency and delay distributions (CDFs) are not available, \
+             only the percentiles in the table.",
+            crate::hist::HISTOGRAMS_CSV
+        )
+    });
     UseCase {
         name: name.into(),
         libs,
         references,
         rows,
         charts,
+        distributions,
+        distributions_note,
     }
 }
 
@@ -463,6 +500,58 @@ fn absence(run: &Run, usecase: &str, lib: &str) -> Option<String> {
         .map(|c| c.status.as_str().to_string())
 }
 
+/// One CDF per (metric, class) of the use case's histograms: every library and reference.
+fn plan_distributions(
+    usecase: &str,
+    histograms: &[crate::hist::Histogram],
+    run_libs: &[String],
+) -> Vec<PlannedChart> {
+    let mine: Vec<_> = histograms.iter().filter(|h| h.usecase == usecase).collect();
+    let mut keys: Vec<(&str, Option<&str>, &str)> = Vec::new();
+    for h in &mine {
+        let k = (h.metric.as_str(), h.class.as_deref(), h.unit.as_str());
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    keys.iter()
+        .map(|&(metric, class, unit)| {
+            let mut members: Vec<_> = mine
+                .iter()
+                .filter(|h| h.metric == metric && h.class.as_deref() == class)
+                .collect();
+            members.sort_by_key(|h| catalogue::listed_order(LIBRARIES, &h.lib));
+            let mut refs = 0;
+            let lines = members
+                .iter()
+                .map(|h| {
+                    let (rgb, dashed) = match h.lib.strip_prefix(REFERENCE_PREFIX) {
+                        Some(_) => {
+                            refs += 1;
+                            (plot::reference_rgb(refs - 1), true)
+                        }
+                        None => {
+                            let pos = run_libs.iter().position(|l| *l == h.lib).unwrap_or(0);
+                            (plot::lib_color(&h.lib, pos), false)
+                        }
+                    };
+                    let label = h.lib.strip_prefix(REFERENCE_PREFIX).unwrap_or(&h.lib);
+                    (format!("{label} (n={})", h.total()), rgb, dashed, h.cdf())
+                })
+                .collect();
+            let label = series_label(metric, class);
+            PlannedChart {
+                stem: file_stem(&format!("{usecase}-cdf-{label}")),
+                chart: Figure::Cdf(plot::Cdf {
+                    title: format!("{usecase}: {label}, distribution"),
+                    x_label: format!("{metric} ({unit})"),
+                    lines,
+                }),
+            }
+        })
+        .collect()
+}
+
 /// One chart per metric group (and unit, should a run mix units within a group).
 fn plan_charts(
     usecase: &str,
@@ -494,7 +583,7 @@ fn plan_charts(
             }
             PlannedChart {
                 stem,
-                chart: chart(usecase, group, unit, &members, libs, run_libs),
+                chart: Figure::Bars(chart(usecase, group, unit, &members, libs, run_libs)),
             }
         })
         .collect()
@@ -579,7 +668,7 @@ fn chart(
 }
 
 /// Safe in a file name and a URL: letters, digits, `-`, `_`.
-fn file_stem(s: &str) -> String {
+pub fn file_stem(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
