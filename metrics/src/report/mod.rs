@@ -17,7 +17,7 @@ use crate::plot;
 use crate::record::Run;
 use crate::weights::Weights;
 
-pub use compare::{compare, Moved, COMPARE_MD};
+pub use compare::{compare, compare_into, Moved, COMPARE_HTML, COMPARE_MD};
 pub use model::{range_name, series, Series, SeriesKey};
 
 pub const INDEX_HTML: &str = "index.html";
@@ -414,5 +414,8 @@ mod tests {
         assert!(text.contains("## Moved: 2 of"));
         assert!(text.contains("+25.0%") && text.contains("**worse**"));
         assert!(text.contains("## Only in A") && text.contains("packetfilter / aya / obj_bytes"));
+        let html = fs::read_to_string(b.join(COMPARE_HTML)).unwrap();
+        assert!(html.contains("<h2>Moved: 2 of") && html.contains("<td><b>worse</b></td>"));
+        assert!(html.find("Moved:") < html.find("Only in A"));
     }
 }
