@@ -4,6 +4,7 @@
 //! directory; [`report::render`] turns such a directory into `index.html` and `report.md`, and
 //! [`report::compare`] tells which metrics moved between two runs.
 
+pub mod browser;
 pub mod catalogue;
 pub mod fmt;
 pub mod hist;
