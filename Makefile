@@ -39,12 +39,14 @@ run: setup build
 # Would set-up resolve on a fresh machine (apt simulated against the package state before set-up)?
 # Unit tests, the shared conformance suite and the end-to-end tests, against the release
 # binaries in target/impls (they load real programs: run as root); the Vagrantfiles; and one
-# quick harness run end to end, whose report lands in target/ci-report.
+# quick harness run end to end, whose report lands in target/ci-report and is then opened in
+# headless Chromium (metrics/tests/browser.rs).
 test: setup build
 	scripts/setup.sh --check-fresh
 	cargo test $(CARGO_FLAGS) --no-fail-fast
 	vagrant/test.sh
 	cargo run $(CARGO_FLAGS) -p harness -- run packetfilter --quick --quiet --out target/ci-report
+	BPF_EVAL_REPORT_DIR=$(CURDIR)/target/ci-report cargo test $(CARGO_FLAGS) -p metrics --test browser report_opens_cleanly_in_chromium
 
 clean:
 	cargo clean

@@ -22,9 +22,20 @@ enum Cmd {
     /// Measure `all` use cases or the ones named, and write a report.
     Run(cmd::run::Options),
     /// Regenerate the report of a finished run from its data files.
-    Report { dir: PathBuf },
-    /// Which metrics moved beyond their noise between two runs.
-    Compare { a: PathBuf, b: PathBuf },
+    Report {
+        dir: PathBuf,
+        /// Weights of the decision aid: YAML of dimension -> weight (defaults: metrics/weights.yaml).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+    },
+    /// Which metrics moved beyond their noise between two runs (writes compare.md and compare.html).
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// Where to write compare.md and compare.html (default: B).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
@@ -38,13 +49,16 @@ fn main() -> ExitCode {
     let workspace = harness::process::workspace_dir();
     let result = match cli.cmd {
         Cmd::Run(opts) => cmd::run::run(&workspace, &opts, cli.quiet),
-        Cmd::Report { dir } => metrics::report::render(&dir).map(|files| {
-            for f in files {
-                println!("{}", f.display());
-            }
-            true
-        }),
-        Cmd::Compare { a, b } => cmd::compare(&a, &b),
+        Cmd::Report { dir, weights } => weights
+            .map_or_else(|| Ok(metrics::weights::Weights::defaults()), |w| metrics::weights::Weights::load(&w))
+            .and_then(|w| metrics::report::render_with(&dir, &w))
+            .map(|files| {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                true
+            }),
+        Cmd::Compare { a, b, out } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Clean => cmd::clean::run().map(|removed| {

@@ -10,13 +10,22 @@ use serde::Serialize;
 pub enum Better {
     Lower,
     Higher,
+    /// Closest to a target value: the `ref:configured` row of the same use case, metric and
+    /// class (see [`TARGET_REFERENCE`]); without one the metric is not ranked.
+    Target,
 }
+
+/// The reference whose value a [`Better::Target`] metric should hit, and the one it is also
+/// compared with as a second view.
+pub const TARGET_REFERENCE: &str = "ref:configured";
+pub const SECOND_TARGET_REFERENCE: &str = "ref:netem";
 
 impl Better {
     pub fn as_str(self) -> &'static str {
         match self {
             Better::Lower => "lower",
             Better::Higher => "higher",
+            Better::Target => "closest to configured",
         }
     }
 
@@ -25,6 +34,7 @@ impl Better {
         match self {
             Better::Lower => "↓",
             Better::Higher => "↑",
+            Better::Target => "◎",
         }
     }
 }
@@ -55,7 +65,7 @@ const fn m(
     }
 }
 
-use Better::{Higher, Lower};
+use Better::{Higher, Lower, Target};
 
 /// In report order.
 #[rustfmt::skip]
@@ -95,10 +105,10 @@ pub const CATALOGUE: &[Metric] = &[
     m("spread_max_dev_pct", "%", Lower, "spread", "Largest deviation of a backend's share of connections from its weight's share"),
     m("conns_moved_pct", "%", Lower, "conns_moved", "Open connections that changed backend or broke across a change (class = the change)"),
     // jittergen on the wire (VM guest): compare with `ref:configured`, not lower or higher.
-    m("wire_drop_pct", "%", Lower, "wire_share", "Share of a stream's packets lost on the wire (jittergen: compare with ref:configured and ref:netem)"),
-    m("wire_reorder_pct", "%", Lower, "wire_share", "Share of a stream's packets that arrived after a later-sent one (compare with ref:configured and ref:netem)"),
-    m("wire_delay_p50_ms", "ms", Lower, "wire_delay", "Median one-way delay of a stream (compare with ref:configured and ref:netem)"),
-    m("wire_delay_p99_ms", "ms", Lower, "wire_delay", "99th percentile one-way delay of a stream (compare with ref:configured and ref:netem)"),
+    m("wire_drop_pct", "%", Target, "wire_share", "Share of a stream's packets lost on the wire (jittergen: compare with ref:configured and ref:netem)"),
+    m("wire_reorder_pct", "%", Target, "wire_share", "Share of a stream's packets that arrived after a later-sent one (compare with ref:configured and ref:netem)"),
+    m("wire_delay_p50_ms", "ms", Target, "wire_delay", "Median one-way delay of a stream (compare with ref:configured and ref:netem)"),
+    m("wire_delay_p99_ms", "ms", Target, "wire_delay", "99th percentile one-way delay of a stream (compare with ref:configured and ref:netem)"),
     // lsmbpf (VM guest): decisions per case, and a cost ratio measured in one guest (TCG times are emulated).
     m("decision_pass", "bool", Higher, "decisions", "1 when a chroot case got the decision the policy demands (lsmbpf decision matrix, class = case)"),
     m("chroot_cost_ratio", "×", Lower, "syscall_overhead", "Cost of chroot(\"/\") with the program attached over without, in the same VM guest"),
@@ -111,6 +121,45 @@ pub const CATALOGUE: &[Metric] = &[
     m("record_latency_p99_us", "µs", Lower, "record_latency", "99th percentile time from a connection's close in the kernel to its record read by the harness (1000 conn/s)"),
     m("prog_run_ns", "ns", Lower, "prog_cost", "Mean run time per program invocation under load (kernel BPF statistics, run_time_ns / run_cnt)"),
 ];
+
+/// Metrics that are one true value rather than a sample of a noisy measurement: ranked by value
+/// (equal values tie), with no test and no minimum of repetitions.
+pub const EXACT: &[&str] = &[
+    "loc_kernel", "loc_user", "loc_types", "loc_build", "dep_crates", "obj_bytes", "bin_bytes",
+    "verified_insns", "xlated_bytes", "jited_bytes", "decision_pass",
+];
+
+pub fn is_exact(name: &str) -> bool {
+    EXACT.contains(&name)
+}
+
+/// A question the summary answers ("which library is cheapest per packet?"): metric groups that
+/// answer it, with the key the weights file uses.
+pub struct Dimension {
+    pub key: &'static str,
+    pub title: &'static str,
+    pub groups: &'static [&'static str],
+}
+
+/// In summary order. Every group of the catalogue is in exactly one dimension.
+#[rustfmt::skip]
+pub const DIMENSIONS: &[Dimension] = &[
+    Dimension { key: "cost", title: "per-packet/per-event cost", groups: &["test_run", "prog_cost", "syscall_overhead", "conn_overhead", "cpu"] },
+    Dimension { key: "throughput", title: "throughput", groups: &["throughput", "connections"] },
+    Dimension { key: "latency", title: "latency", groups: &["latency", "conn_latency", "record_latency"] },
+    Dimension { key: "load_time", title: "load time", groups: &["load_time"] },
+    Dimension { key: "memory", title: "memory", groups: &["memory"] },
+    Dimension { key: "size", title: "object/binary size", groups: &["object_size", "binary_size", "program_size", "verifier"] },
+    Dimension { key: "build", title: "build time and toolchain burden", groups: &["build_time", "toolchain_time", "dependencies"] },
+    Dimension { key: "code_size", title: "code size", groups: &["loc"] },
+    Dimension { key: "fidelity", title: "fidelity (wire behaviour vs configured, spread, lost records, decisions)", groups: &["wire_share", "wire_delay", "spread", "conns_moved", "record_loss", "decisions"] },
+];
+
+/// The dimension of a metric; unknown metrics belong to none and stay out of the summary.
+pub fn dimension(metric: &str) -> Option<&'static Dimension> {
+    let g = group(metric);
+    DIMENSIONS.iter().find(|d| d.groups.contains(&g))
+}
 
 /// The use cases and libraries under study, in report order; others sort after them by name.
 pub const USECASES: &[&str] = &[
@@ -174,6 +223,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_metric_has_one_dimension() {
+        for m in CATALOGUE {
+            let n = DIMENSIONS.iter().filter(|d| d.groups.contains(&m.group)).count();
+            assert_eq!(n, 1, "{} (group {})", m.name, m.group);
+        }
+        for e in EXACT {
+            assert!(lookup(e).is_some(), "{e}");
+        }
+        assert_eq!(better("wire_drop_pct"), Target);
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct Bar {
     /// Index into [`Chart::libs`].
     pub lib: usize,
     pub summary: Summary,
+    /// The repetitions, drawn as dots over the bar so the distribution shows, not only its median.
+    pub values: Vec<f64>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,14 +124,204 @@ fn register(style: FontStyle, bytes: Vec<u8>) -> Result<(), ()> {
     register_font(FAMILY, style, Box::leak(bytes.into_boxed_slice())).map_err(|_| ())
 }
 
+/// One cell of a [`Heatmap`]: the factor to the best library and how the ranking marks it.
+#[derive(Debug, Clone)]
+pub struct HeatCell {
+    pub ratio: f64,
+    /// Not ranked: drawn grey, whatever the ratio.
+    pub ranked: bool,
+    /// `★` leads, `=` tie, or nothing.
+    pub mark: &'static str,
+}
+
+/// Rows (metrics or dimensions) × columns (libraries), coloured by ratio to the best.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub title: String,
+    pub rows: Vec<String>,
+    pub cols: Vec<String>,
+    pub cells: Vec<Vec<Option<HeatCell>>>,
+}
+
+/// Cumulative distributions, one line per library or reference (references dashed).
+#[derive(Debug, Clone)]
+pub struct Cdf {
+    pub title: String,
+    pub x_label: String,
+    /// (label, colour, dashed, points (x, share ≤ x) ascending).
+    pub lines: Vec<(String, Rgb, bool, Vec<(f64, f64)>)>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Figure {
+    Bars(Chart),
+    Heatmap(Heatmap),
+    Cdf(Cdf),
+}
+
+impl Figure {
+    pub fn title(&self) -> &str {
+        match self {
+            Figure::Bars(c) => &c.title,
+            Figure::Heatmap(h) => &h.title,
+            Figure::Cdf(c) => &c.title,
+        }
+    }
+
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Figure::Heatmap(h) => (
+                (330 + 150 * h.cols.len() as u32).max(640),
+                110 + 30 * h.rows.len() as u32,
+            ),
+            _ => SIZE,
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        match self {
+            Figure::Bars(c) => draw(root, c),
+            Figure::Heatmap(h) => draw_heatmap(root, h),
+            Figure::Cdf(c) => draw_cdf(root, c),
+        }
+    }
+}
+
 /// Writes `<stem>.svg` and `<stem>.png`, returning their paths.
-pub fn render(chart: &Chart, stem: &Path) -> Result<(PathBuf, PathBuf)> {
+pub fn render(figure: &Figure, stem: &Path) -> Result<(PathBuf, PathBuf)> {
     ensure_font()?;
     let svg = stem.with_extension("svg");
     let png = stem.with_extension("png");
-    draw(SVGBackend::new(&svg, SIZE).into_drawing_area(), chart)?;
-    draw(BitMapBackend::new(&png, SIZE).into_drawing_area(), chart)?;
+    let size = figure.size();
+    figure.draw(SVGBackend::new(&svg, size).into_drawing_area())?;
+    figure.draw(BitMapBackend::new(&png, size).into_drawing_area())?;
     Ok((svg, png))
+}
+
+/// Green at the best, yellow at 1.5×, red from 3× on (log scale); light, so text stays legible.
+fn heat_color(cell: &HeatCell) -> RGBColor {
+    if !cell.ranked {
+        return RGBColor(234, 238, 242);
+    }
+    let t = (cell.ratio.max(1.0).ln() / 3f64.ln()).clamp(0.0, 1.0);
+    let stops = [(199.0, 233.0, 192.0), (255.0, 237.0, 160.0), (244.0, 165.0, 130.0)];
+    let (a, b, f) = if t < 0.37 {
+        (stops[0], stops[1], t / 0.37)
+    } else {
+        (stops[1], stops[2], (t - 0.37) / 0.63)
+    };
+    let mix = |x: f64, y: f64| (x + (y - x) * f) as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+fn draw_heatmap<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, h: &Heatmap) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let title = TextStyle::from((FAMILY, 20, FontStyle::Bold).into_font());
+    root.draw(&Text::new(h.title.as_str(), (12, 10), title))?;
+    let (label_w, cell_w, cell_h, top) = (310, 150, 30, 44);
+    let centred = TextStyle::from((FAMILY, 15).into_font()).pos(Pos::new(HPos::Center, VPos::Center));
+    let left = TextStyle::from((FAMILY, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (j, col) in h.cols.iter().enumerate() {
+        let x = label_w + j as i32 * cell_w + cell_w / 2;
+        root.draw(&Text::new(col.as_str(), (x, top + cell_h / 2), centred.clone()))?;
+    }
+    for (i, row) in h.rows.iter().enumerate() {
+        let y = top + (i as i32 + 1) * cell_h;
+        // Long labels are cut: the table beside the picture has them in full.
+        let label: String = if row.chars().count() > 38 {
+            row.chars().take(37).chain(['…']).collect()
+        } else {
+            row.clone()
+        };
+        root.draw(&Text::new(label, (12, y + cell_h / 2), left.clone()))?;
+        for (j, cell) in h.cells[i].iter().enumerate() {
+            let x = label_w + j as i32 * cell_w;
+            let (fill, text) = match cell {
+                Some(c) => (
+                    heat_color(c),
+                    format!("{} {}", c.mark, if c.ratio.is_finite() { fmt::ratio(c.ratio) } else { "∞".into() })
+                        .trim()
+                        .to_string(),
+                ),
+                None => (WHITE, "—".to_string()),
+            };
+            root.draw(&Rectangle::new([(x + 1, y + 1), (x + cell_w - 1, y + cell_h - 1)], fill.filled()))?;
+            root.draw(&Text::new(text, (x + cell_w / 2, y + cell_h / 2), centred.clone()))?;
+        }
+    }
+    let y = top + (h.rows.len() as i32 + 1) * cell_h + 18;
+    root.draw(&Text::new(
+        "★ leads (significant) · = tie · grey: not ranked · green 1× → yellow 1.5× → red ≥3×",
+        (12, y),
+        left,
+    ))?;
+    root.present()?;
+    Ok(())
+}
+
+fn draw_cdf<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, c: &Cdf) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let root = root.titled(&c.title, (FAMILY, 22, FontStyle::Bold).into_font())?;
+    let (plot_area, legend_area) = root.split_horizontally(SIZE.0 - LEGEND_WIDTH);
+    let points = c.lines.iter().flat_map(|l| &l.3);
+    let x_max = points.map(|p| p.0).filter(|x| x.is_finite()).fold(0.0, f64::max);
+    let x_max = if x_max > 0.0 { x_max * 1.05 } else { 1.0 };
+    let mut cc = ChartBuilder::on(&plot_area)
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, 0.0..1.0)?;
+    let x_fmt = |x: &f64| fmt::value(*x);
+    cc.configure_mesh()
+        .light_line_style(RGBColor(240, 240, 240))
+        .bold_line_style(RGBColor(220, 220, 220))
+        .x_label_formatter(&x_fmt)
+        .x_desc(c.x_label.as_str())
+        .y_desc("share of values ≤ x")
+        .label_style((FAMILY, 16))
+        .axis_desc_style((FAMILY, 17))
+        .draw()?;
+    for (_, rgb, dashed, pts) in &c.lines {
+        // A step function: the share holds until the next bucket's bound.
+        let mut path = vec![(0.0, 0.0)];
+        for &(x, f) in pts {
+            path.push((x, path.last().map_or(0.0, |p| p.1)));
+            path.push((x, f));
+        }
+        let style = color(*rgb).stroke_width(if *dashed { 2 } else { 3 });
+        if *dashed {
+            cc.draw_series([DashedPathElement::new(path, 8, 5, style)])?;
+        } else {
+            cc.draw_series([PathElement::new(path, style)])?;
+        }
+    }
+    let font = TextStyle::from((FAMILY, 16).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (label, rgb, dashed, _)) in c.lines.iter().enumerate() {
+        let y = 24 + 28 * i as i32;
+        let style = color(*rgb).stroke_width(3);
+        if *dashed {
+            legend_area.draw(&DashedPathElement::new(vec![(8, y), (26, y)], 6, 3, style))?;
+        } else {
+            legend_area.draw(&PathElement::new(vec![(8, y), (26, y)], style))?;
+        }
+        legend_area.draw(&Text::new(label.as_str(), (32, y), font.clone()))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// The colour of reference number `i` of a chart.
+pub fn reference_rgb(i: usize) -> Rgb {
+    REFERENCE_COLORS[i % REFERENCE_COLORS.len()]
 }
 
 fn color(c: Rgb) -> RGBColor {
@@ -222,7 +414,7 @@ where
     let top = chart
         .bars
         .iter()
-        .flat_map(|b| [b.summary.p95, b.summary.median])
+        .flat_map(|b| [b.summary.range().1, b.summary.median])
         .chain(chart.references.iter().map(|r| r.value))
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
@@ -262,15 +454,22 @@ where
             [(x - half, 0.0), (x + half, s.median)],
             c.filled(),
         )])?;
-        if s.p5 == s.p95 {
+        let (lo, hi) = s.range();
+        if lo == hi {
             continue; // A single shot has no spread to show.
         }
+        // Each repetition, spread sideways by its rank so equal values stay visible.
+        let dots = bar.values.len().max(1) as f64;
+        cc.draw_series(bar.values.iter().enumerate().map(|(i, v)| {
+            let dx = (i as f64 / dots - 0.5) * half * 1.2;
+            Circle::new((x + dx, *v), 3, BLACK.mix(0.55).filled())
+        }))?;
         let cap = half * 0.35;
         let whisker = BLACK.stroke_width(2);
         cc.draw_series([
-            PathElement::new(vec![(x, s.p5), (x, s.p95)], whisker),
-            PathElement::new(vec![(x - cap, s.p5), (x + cap, s.p5)], whisker),
-            PathElement::new(vec![(x - cap, s.p95), (x + cap, s.p95)], whisker),
+            PathElement::new(vec![(x, lo), (x, hi)], whisker),
+            PathElement::new(vec![(x - cap, lo), (x + cap, lo)], whisker),
+            PathElement::new(vec![(x - cap, hi), (x + cap, hi)], whisker),
         ])?;
     }
 
@@ -326,12 +525,25 @@ where
         area.draw(&Text::new(lib.as_str(), (x + 24, y + 8), font.clone()))?;
         y += 28;
     }
-    if chart.bars.iter().any(|b| b.summary.p95 > b.summary.p5) {
+    if let Some(n) = chart
+        .bars
+        .iter()
+        .filter(|b| b.summary.max > b.summary.min)
+        .map(|b| b.summary.n)
+        .min()
+    {
         area.draw(&PathElement::new(
             vec![(x + 8, y), (x + 8, y + 16)],
             BLACK.stroke_width(2),
         ))?;
-        area.draw(&Text::new("p5–p95", (x + 24, y + 8), font.clone()))?;
+        area.draw(&Text::new(
+            crate::report::range_name(n),
+            (x + 24, y + 8),
+            font.clone(),
+        ))?;
+        y += 28;
+        area.draw(&Circle::new((x + 8, y + 8), 3, BLACK.mix(0.55).filled()))?;
+        area.draw(&Text::new("repetition", (x + 24, y + 8), font.clone()))?;
         y += 28;
     }
     for label in refs {
@@ -372,21 +584,25 @@ mod tests {
                     category: 0,
                     lib: 0,
                     summary: summary(&[60.0, 64.0, 70.0]),
+                    values: vec![60.0, 64.0, 70.0],
                 },
                 Bar {
                     category: 0,
                     lib: 1,
                     summary: summary(&[55.0, 58.0, 61.0]),
+                    values: vec![55.0, 58.0, 61.0],
                 },
                 Bar {
                     category: 1,
                     lib: 0,
                     summary: summary(&[40.0, 41.0, 45.0]),
+                    values: vec![40.0, 41.0, 45.0],
                 },
                 Bar {
                     category: 1,
                     lib: 1,
                     summary: summary(&[38.0, 39.0, 42.0]),
+                    values: vec![38.0, 39.0, 42.0],
                 },
             ],
             references: vec![
@@ -407,7 +623,7 @@ mod tests {
                 },
             ],
         };
-        let (svg, png) = render(&chart, &dir.path().join("chart")).unwrap();
+        let (svg, png) = render(&Figure::Bars(chart), &dir.path().join("chart")).unwrap();
         let text = fs::read_to_string(svg).unwrap();
         assert!(
             text.contains("<svg")
@@ -416,6 +632,32 @@ mod tests {
         );
         let bytes = fs::read(png).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
+    }
+
+    #[test]
+    fn renders_heatmap_and_cdf() {
+        let dir = tempfile::tempdir().unwrap();
+        let cell = |ratio, mark| Some(HeatCell { ratio, ranked: true, mark });
+        let heat = Figure::Heatmap(Heatmap {
+            title: "packetfilter: ratio to the best library".into(),
+            rows: vec!["test_run_ns · ipv4".into(), "obj_bytes".into()],
+            cols: vec!["aya".into(), "libbpf-rs".into()],
+            cells: vec![vec![cell(1.0, "★"), cell(2.4, "")], vec![cell(1.0, "="), None]],
+        });
+        let (svg, png) = render(&heat, &dir.path().join("heat")).unwrap();
+        let text = fs::read_to_string(svg).unwrap();
+        assert!(text.contains("2.40×") && text.contains("★"));
+        assert!(fs::metadata(png).unwrap().len() > 1000);
+        let cdf = Figure::Cdf(Cdf {
+            title: "latency".into(),
+            x_label: "latency_us (µs)".into(),
+            lines: vec![
+                ("aya".into(), lib_color("aya", 0), false, vec![(10.0, 0.5), (20.0, 1.0)]),
+                ("netem".into(), reference_rgb(0), true, vec![(12.0, 0.4), (25.0, 1.0)]),
+            ],
+        });
+        let (svg, _) = render(&cdf, &dir.path().join("cdf")).unwrap();
+        assert!(fs::read_to_string(svg).unwrap().contains("netem"));
     }
 
     #[test]

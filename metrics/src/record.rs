@@ -7,6 +7,9 @@
 //! | `environment.json` | [`Environment`] |
 //! | `failures.json` | `[`[`Failure`]`]` |
 //! | `capabilities.json` | `[`[`Capability`]`]` |
+//! | `findings.json` | `[`[`Finding`]`]`: causes of large differences (optional) |
+//! | `histograms.csv` | distributions, see [`crate::hist`] (optional) |
+//! | `repo-metrics.csv` | scripts/repo-metrics' table, here or in `repo-metrics/` (optional) |
 //!
 //! Reference measurements (a baseline that is not one of the libraries, such as an empty XDP
 //! program or `xdp-filter`) are ordinary rows whose `lib` starts with [`REFERENCE_PREFIX`].
@@ -26,6 +29,8 @@ pub const RESULTS_JSON: &str = "results.json";
 pub const ENVIRONMENT_JSON: &str = "environment.json";
 pub const FAILURES_JSON: &str = "failures.json";
 pub const CAPABILITIES_JSON: &str = "capabilities.json";
+pub const FINDINGS_JSON: &str = "findings.json";
+pub const REPO_METRICS_CSV: &str = "repo-metrics.csv";
 
 /// `lib` of a reference row: `ref:empty XDP program`, `ref:xdp-filter`.
 pub const REFERENCE_PREFIX: &str = "ref:";
@@ -238,6 +243,83 @@ pub struct Capability {
     pub note: String,
 }
 
+/// The one-line cause of a large difference between libraries, with links that show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    pub usecase: String,
+    pub metric: String,
+    /// The libraries it is about; empty in the curated file, where the run decides.
+    #[serde(default)]
+    pub libs: Vec<String>,
+    pub cause: String,
+    /// Links (URLs or paths relative to the run directory) or plain references; one or a list.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub evidence: Vec<String>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// `repo-metrics.csv` as scripts/repo-metrics writes it: per library its metrics, their
+/// tertiles (`tertile_<metric>`) and the OSSPal score.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RepoMetrics {
+    pub metrics: Vec<String>,
+    pub libraries: Vec<RepoLibrary>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoLibrary {
+    pub name: String,
+    /// One per [`RepoMetrics::metrics`].
+    pub values: Vec<Option<f64>>,
+    pub tertiles: Vec<Option<f64>>,
+    pub score: Option<f64>,
+}
+
+impl RepoMetrics {
+    pub fn read(path: &Path) -> Result<RepoMetrics> {
+        let mut r =
+            csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+        let header = r.headers()?.clone();
+        let col = |name: &str| header.iter().position(|h| h == name);
+        let metrics: Vec<String> = header
+            .iter()
+            .filter(|h| col(&format!("tertile_{h}")).is_some())
+            .map(String::from)
+            .collect();
+        let mut libraries = Vec::new();
+        for record in r.records() {
+            let record = record.with_context(|| format!("reading {}", path.display()))?;
+            let num = |name: &str| {
+                col(name)
+                    .and_then(|i| record.get(i))
+                    .and_then(|v| v.parse::<f64>().ok())
+            };
+            libraries.push(RepoLibrary {
+                name: col("library")
+                    .and_then(|i| record.get(i))
+                    .unwrap_or_default()
+                    .to_string(),
+                values: metrics.iter().map(|m| num(m)).collect(),
+                tertiles: metrics.iter().map(|m| num(&format!("tertile_{m}"))).collect(),
+                score: num("score"),
+            });
+        }
+        Ok(RepoMetrics { metrics, libraries })
+    }
+}
+
 pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
     let mut w =
         csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
@@ -300,6 +382,10 @@ pub struct Run {
     pub environment: Option<Environment>,
     pub failures: Vec<Failure>,
     pub capabilities: Vec<Capability>,
+    pub findings: Vec<Finding>,
+    /// `None` when the run has no `histograms.csv`.
+    pub histograms: Option<Vec<crate::hist::Histogram>>,
+    pub repo_metrics: Option<RepoMetrics>,
 }
 
 impl Run {
@@ -323,6 +409,20 @@ impl Run {
             environment: read_json_if_exists(&dir.join(ENVIRONMENT_JSON))?,
             failures: read_json_if_exists(&dir.join(FAILURES_JSON))?.unwrap_or_default(),
             capabilities: read_json_if_exists(&dir.join(CAPABILITIES_JSON))?.unwrap_or_default(),
+            findings: read_json_if_exists(&dir.join(FINDINGS_JSON))?.unwrap_or_default(),
+            histograms: {
+                let path = dir.join(crate::hist::HISTOGRAMS_CSV);
+                if path.exists() {
+                    Some(crate::hist::read_histograms(&path)?)
+                } else {
+                    None
+                }
+            },
+            repo_metrics: [dir.join(REPO_METRICS_CSV), dir.join("repo-metrics").join(REPO_METRICS_CSV)]
+                .iter()
+                .find(|p| p.exists())
+                .map(|p| RepoMetrics::read(p))
+                .transpose()?,
         })
     }
 
@@ -334,6 +434,12 @@ impl Run {
             write_json(&dir.join(ENVIRONMENT_JSON), env)?;
         }
         write_json(&dir.join(FAILURES_JSON), &self.failures)?;
+        if !self.findings.is_empty() {
+            write_json(&dir.join(FINDINGS_JSON), &self.findings)?;
+        }
+        if let Some(h) = &self.histograms {
+            crate::hist::write_histograms(&dir.join(crate::hist::HISTOGRAMS_CSV), h)?;
+        }
         write_json(&dir.join(CAPABILITIES_JSON), &self.capabilities)
     }
 }
@@ -501,6 +607,17 @@ mod tests {
                 status: Status::WithPatch,
                 note: "needs lsm section support".into(),
             }],
+            findings: vec![Finding {
+                usecase: "lsmbpf".into(),
+                metric: "load_attach_ms".into(),
+                libs: vec!["aya".into(), "redbpf".into()],
+                cause: "BTF is parsed twice".into(),
+                evidence: vec!["https://example.org/issue/1".into()],
+            }],
+            histograms: Some(vec![crate::hist::Histogram::from_samples(
+                "lsmbpf", "aya", "latency_us", None, "µs", &[1.0, 2.0],
+            )]),
+            repo_metrics: None,
         };
         run.save(dir.path()).unwrap();
         let text = fs::read_to_string(dir.path().join(CAPABILITIES_JSON)).unwrap();
@@ -513,6 +630,39 @@ mod tests {
         assert_eq!(back.environment, run.environment);
         assert_eq!(back.failures, run.failures);
         assert_eq!(back.capabilities, run.capabilities);
+        assert_eq!(back.findings, run.findings);
+        assert_eq!(back.histograms.unwrap()[0].total(), 2);
+    }
+
+    #[test]
+    fn findings_take_one_link_or_many() {
+        let f: Vec<Finding> = serde_json::from_str(
+            r#"[{"usecase":"u","metric":"m","libs":["aya"],"cause":"c","evidence":"a.log"},
+                {"usecase":"u","metric":"m","cause":"c","evidence":["x","y"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(f[0].evidence, vec!["a.log"]);
+        assert_eq!(f[1].evidence.len(), 2);
+        assert!(f[1].libs.is_empty());
+    }
+
+    #[test]
+    fn reads_repo_metrics_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(REPO_METRICS_CSV);
+        fs::write(
+            &path,
+            "library,repo,since,until,commits,issues_opened,tertile_commits,tertile_issues_opened,score\n\
+             aya,/src/aya,2022-06-05,2023-06-05,812,90,3,2,2.5\n\
+             redbpf,/src/redbpf,2022-06-05,2023-06-05,12,,1,,1\n",
+        )
+        .unwrap();
+        let r = RepoMetrics::read(&path).unwrap();
+        assert_eq!(r.metrics, vec!["commits", "issues_opened"]);
+        assert_eq!(r.libraries[0].name, "aya");
+        assert_eq!(r.libraries[0].values, vec![Some(812.0), Some(90.0)]);
+        assert_eq!(r.libraries[1].tertiles, vec![Some(1.0), None]);
+        assert_eq!(r.libraries[1].score, Some(1.0));
     }
 
     #[test]

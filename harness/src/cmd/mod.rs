@@ -6,9 +6,10 @@ use std::path::Path;
 
 use anyhow::Result;
 
-/// `harness compare A B`: prints the metrics that moved beyond their noise; false if any did.
-pub fn compare(a: &Path, b: &Path) -> Result<bool> {
-    let moved = metrics::report::compare(a, b)?;
+/// `harness compare A B [--out DIR]`: prints the metrics that moved beyond their noise (and
+/// writes compare.md and compare.html into DIR); false if any did.
+pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<bool> {
+    let moved = metrics::report::compare_into(a, b, out)?;
     if moved.is_empty() {
         println!("no metric moved beyond its noise");
     }

@@ -41,6 +41,8 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let ctx = Ctx::new(workspace, &out, opts.reps, opts.quick, quiet)?;
+    // Four steps per library (source, build, conformance, load) per use case: the estimate.
+    ctx.plan(selected.len() * usecases::LIBS.len() * 4);
 
     let mut run = Run { dir: out.clone(), ..Default::default() };
     let mut versions = BTreeMap::new();

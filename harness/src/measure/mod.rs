@@ -3,10 +3,11 @@
 pub mod build;
 pub mod load;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,6 +24,10 @@ pub struct Ctx {
     interrupted: Arc<AtomicBool>,
     /// The spinner of the step in progress (none with `--quiet`).
     spinner: Mutex<Option<ProgressBar>>,
+    /// For the plain progress lines: when the run started, steps begun, steps expected.
+    started: Instant,
+    steps: AtomicUsize,
+    planned: AtomicUsize,
 }
 
 impl Ctx {
@@ -34,7 +39,38 @@ impl Ctx {
             signal_hook::flag::register(sig, interrupted.clone())?;
         }
         let reps = if quick { reps.min(3) } else { reps }.max(1);
-        Ok(Ctx { workspace: workspace.into(), out: out.into(), reps, quick, quiet, interrupted, spinner: Mutex::new(None) })
+        Ok(Ctx {
+            workspace: workspace.into(),
+            out: out.into(),
+            reps,
+            quick,
+            quiet,
+            interrupted,
+            spinner: Mutex::new(None),
+            started: Instant::now(),
+            steps: AtomicUsize::new(0),
+            planned: AtomicUsize::new(0),
+        })
+    }
+
+    /// How many steps the run expects, for the estimated remaining time of the progress lines.
+    pub fn plan(&self, steps: usize) {
+        self.planned.store(steps, Ordering::Relaxed);
+    }
+
+    /// `[12:34 elapsed, ~20:00 left]`: the time left assumes the remaining steps take as long as
+    /// the finished ones did on average (unknown before the first one finishes).
+    fn progress(&self) -> String {
+        let done = self.steps.fetch_add(1, Ordering::Relaxed);
+        let elapsed = self.started.elapsed().as_secs();
+        let left = match self.planned.load(Ordering::Relaxed) {
+            planned if done > 0 && planned > done => {
+                let secs = elapsed * (planned - done) as u64 / done as u64;
+                format!(", ~{}:{:02} left", secs / 60, secs % 60)
+            }
+            _ => String::new(),
+        };
+        format!("[{}:{:02} elapsed{left}]", elapsed / 60, elapsed % 60)
     }
 
     pub fn check_interrupted(&self) -> Result<()> {
@@ -54,15 +90,22 @@ impl Ctx {
     }
 
     /// Starts a step of the run: a spinner with the elapsed time on stderr, or with `--quiet`
-    /// one plain line (for CI logs). The previous step's spinner is left as a finished line.
+    /// or off a terminal (piped to a file, CI) one plain line with the elapsed and estimated
+    /// remaining time: indicatif hides its bars there, which left such runs silent for minutes.
+    /// The previous step's spinner is left as a finished line.
     pub fn step(&self, what: &str) {
         let mut spinner = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(done) = spinner.take() {
             done.finish();
         }
-        if self.quiet {
-            eprintln!("harness: {what}");
+        let line = format!("harness: {what} {}", self.progress());
+        if self.quiet || !std::io::stderr().is_terminal() {
+            eprintln!("{line}");
             return;
+        }
+        // Bars on the terminal, and the line in the log that stdout is piped to.
+        if !std::io::stdout().is_terminal() {
+            println!("{line}");
         }
         let bar = ProgressBar::new_spinner()
             .with_style(ProgressStyle::with_template("{spinner} [{elapsed:>4}] {msg}").expect("valid template"))

@@ -11,9 +11,10 @@ use super::model::{self, series, series_label, SeriesKey};
 use crate::catalogue::{self, Better, LIBRARIES, USECASES};
 use crate::fmt;
 use crate::record::Run;
-use crate::stats::{moved, Change, Direction};
+use crate::stats::{median, moved, Change, Direction};
 
 pub const COMPARE_MD: &str = "compare.md";
+pub const COMPARE_HTML: &str = "compare.html";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Moved {
@@ -45,10 +46,15 @@ impl std::fmt::Display for Moved {
     }
 }
 
-/// Compares run `dir_a` (before) with run `dir_b` (after), writes `compare.md` into `dir_b`, and
-/// returns the series whose medians moved, in report order. Series recorded in only one of the
-/// runs are listed in the file but are not moves.
+/// Compares run `dir_a` (before) with run `dir_b` (after), writes `compare.md` and
+/// `compare.html` into `dir_b`, and returns the series whose medians moved, in report order.
+/// Series recorded in only one of the runs are listed in the files but are not moves.
 pub fn compare(dir_a: &Path, dir_b: &Path) -> Result<Vec<Moved>> {
+    compare_into(dir_a, dir_b, dir_b)
+}
+
+/// [`compare`], writing the files into `out` (created if needed).
+pub fn compare_into(dir_a: &Path, dir_b: &Path, out_dir: &Path) -> Result<Vec<Moved>> {
     let (a, b) = (Run::load(dir_a)?, Run::load(dir_b)?);
     let (sa, sb) = (series(&a.rows), series(&b.rows));
     let mut out: Vec<Moved> = sa
@@ -59,6 +65,16 @@ pub fn compare(dir_a: &Path, dir_b: &Path) -> Result<Vec<Moved>> {
             let improved = match catalogue::better(&key.metric) {
                 Better::Lower => change.direction == Direction::Down,
                 Better::Higher => change.direction == Direction::Up,
+                // Closer to the configured value of the later run.
+                Better::Target => sb
+                    .get(&SeriesKey {
+                        lib: catalogue::TARGET_REFERENCE.into(),
+                        ..key.clone()
+                    })
+                    .is_some_and(|t| {
+                        let t = median(&t.values);
+                        (change.after - t).abs() < (change.before - t).abs()
+                    }),
             };
             Some(Moved {
                 usecase: key.usecase.clone(),
@@ -77,8 +93,12 @@ pub fn compare(dir_a: &Path, dir_b: &Path) -> Result<Vec<Moved>> {
     let only_a: Vec<&SeriesKey> = sa.keys().filter(|k| !sb.contains_key(k)).collect();
     let only_b: Vec<&SeriesKey> = sb.keys().filter(|k| !sa.contains_key(k)).collect();
     let text = markdown(&a, &b, &out, compared, &only_a, &only_b);
-    let path = dir_b.join(COMPARE_MD);
-    fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let path = out_dir.join(COMPARE_MD);
+    fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    let path = out_dir.join(COMPARE_HTML);
+    fs::write(&path, super::html::page("bpf-eval comparison", &super::html::markdown_to_html(&text)))
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(out)
 }
 
@@ -143,23 +163,7 @@ fn write_markdown(
         describe(b)
     )?;
 
-    if let (Some(ea), Some(eb)) = (&a.environment, &b.environment) {
-        // Timestamps and command lines always differ; what matters is the machine.
-        let differing: Vec<_> = model::environment_facts(ea)
-            .into_iter()
-            .zip(model::environment_facts(eb))
-            .filter(|((label, va), (_, vb))| va != vb && !matches!(*label, "recorded" | "command"))
-            .collect();
-        if !differing.is_empty() {
-            writeln!(h, "## Environment differences\n\nMeasurements across these differences may not be comparable.\n")?;
-            writeln!(h, "| | A | B |\n|---|---|---|")?;
-            for ((label, va), (_, vb)) in differing {
-                writeln!(h, "| **{label}** | {va} | {vb} |")?;
-            }
-            writeln!(h)?;
-        }
-    }
-
+    // What moved first: it is what the comparison is for.
     writeln!(h, "## Moved: {} of {compared} series\n", moves.len())?;
     writeln!(
         h,
@@ -184,6 +188,23 @@ fn write_markdown(
         }
         writeln!(h)?;
     }
+    if let (Some(ea), Some(eb)) = (&a.environment, &b.environment) {
+        // Timestamps and command lines always differ; what matters is the machine.
+        let differing: Vec<_> = model::environment_facts(ea)
+            .into_iter()
+            .zip(model::environment_facts(eb))
+            .filter(|((label, va), (_, vb))| va != vb && !matches!(*label, "recorded" | "command"))
+            .collect();
+        if !differing.is_empty() {
+            writeln!(h, "## Environment differences\n\nMeasurements across these differences may not be comparable.\n")?;
+            writeln!(h, "| | A | B |\n|---|---|---|")?;
+            for ((label, va), (_, vb)) in differing {
+                writeln!(h, "| **{label}** | {va} | {vb} |")?;
+            }
+            writeln!(h)?;
+        }
+    }
+
     for (title, keys) in [("Only in A", only_a), ("Only in B", only_b)] {
         if !keys.is_empty() {
             writeln!(h, "## {title}\n")?;

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::model::{self, Cell, Report, UseCase};
+use super::overview::{self, Overview};
 use crate::fmt;
 use crate::record::Run;
 
@@ -33,6 +34,7 @@ fn write_doc(h: &mut String, report: &Report, run: &Run) -> std::fmt::Result {
     }
     meta.push("data: [results.csv](results.csv), [index.html](index.html)".into());
     writeln!(h, "{}\n", meta.join(" · "))?;
+    write_summary(h, &report.overview)?;
 
     writeln!(h, "## Environment\n")?;
     match &run.environment {
@@ -72,11 +74,28 @@ fn write_doc(h: &mut String, report: &Report, run: &Run) -> std::fmt::Result {
                 .iter()
                 .map(|lib| match model::capability(&run.capabilities, u, lib) {
                     Some(c) if c.note.is_empty() => format!("**{}**", c.status.as_str()),
-                    Some(c) => format!("**{}**: {}", c.status.as_str(), cell(&c.note)),
+                    Some(c) => format!(
+                        "**{}**: {}",
+                        c.status.as_str(),
+                        cell(overview::first_line(&c.note))
+                    ),
                     None => "not recorded".into(),
                 })
                 .collect();
             writeln!(h, "| {} | {} |", cell(u), cells.join(" | "))?;
+        }
+        // The full notes, folded: the table keeps one line each.
+        let long: Vec<_> = run
+            .capabilities
+            .iter()
+            .filter(|c| overview::first_line(&c.note) != c.note.trim())
+            .collect();
+        if !long.is_empty() {
+            writeln!(h, "\n<details><summary>Full capability notes</summary>\n")?;
+            for c in long {
+                writeln!(h, "- **{} / {}**: {}", c.usecase, c.lib, c.note.replace('\n', " "))?;
+            }
+            writeln!(h, "\n</details>")?;
         }
         writeln!(h)?;
     }
@@ -134,18 +153,25 @@ fn write_usecase(h: &mut String, u: &UseCase) -> std::fmt::Result {
     }
     writeln!(
         h,
-        "Each cell: median (p5–p95); ★ best (↓ lower is better, ↑ higher is better); ⚠ CV above 5%; \
-         ratios are to the reference medians.\n"
+        "Each cell: median (range). {} ⚠ CV above 5%; ratios are to the reference medians.\n",
+        model::ranking_legend()
     )?;
     let mut columns = vec!["metric".to_string(), "unit".to_string()];
     columns.extend(u.libs.iter().cloned());
     if !u.references.is_empty() {
         columns.push("references".into());
     }
+    columns.push("ranking".into());
     table_header(h, &columns)?;
     for row in &u.rows {
         let mut cells = vec![
-            format!("{} {}", cell(&row.label()), row.better.arrow()),
+            // An anchor for the summary's links (GitHub keeps `<a id>` working).
+            format!(
+                "<a id=\"{}\"></a>{} {}",
+                row.anchor,
+                cell(&row.label()),
+                row.better.arrow()
+            ),
             cell(&row.unit),
         ];
         for c in &row.cells {
@@ -154,6 +180,7 @@ fn write_usecase(h: &mut String, u: &UseCase) -> std::fmt::Result {
                     summary,
                     best,
                     ratios,
+                    ..
                 } => {
                     let median = fmt::value(summary.median);
                     let median = if *best {
@@ -180,11 +207,85 @@ fn write_usecase(h: &mut String, u: &UseCase) -> std::fmt::Result {
                 .collect();
             cells.push(cell(&refs.join("<br>")));
         }
+        cells.push(cell(&row.ranking_notes(&u.libs).join("<br>")));
         writeln!(h, "| {} |", cells.join(" | "))?;
     }
     writeln!(h)?;
-    for c in &u.charts {
-        writeln!(h, "![{}](plots/{}.png)\n", c.chart.title, c.stem)?;
+    for c in u.charts.iter() {
+        image(h, c)?;
+    }
+    writeln!(h, "### Distributions ({})\n", u.name)?;
+    if let Some(note) = &u.distributions_note {
+        writeln!(h, "{note}\n")?;
+    }
+    for c in &u.distributions {
+        image(h, c)?;
     }
     Ok(())
+}
+
+fn image(h: &mut String, c: &model::PlannedChart) -> std::fmt::Result {
+    writeln!(h, "![{}](plots/{}.png)\n", c.chart.title(), c.stem)
+}
+
+fn write_summary(h: &mut String, o: &Overview) -> std::fmt::Result {
+    writeln!(h, "## Summary: which library leads where\n\n{}\n", model::ranking_legend())?;
+    if let Some(c) = &o.across {
+        image(h, c)?;
+    }
+    for u in &o.usecases {
+        writeln!(h, "### {}\n", u.usecase)?;
+        for line in &u.lines {
+            let links: Vec<String> = line
+                .rows
+                .iter()
+                .map(|(label, anchor, outcome)| format!("[{label}](#{anchor}) {outcome}"))
+                .collect();
+            writeln!(h, "- **{}**: {} — {}", line.dimension, line.verdict, links.join(" · "))?;
+        }
+        for gap in &u.gaps {
+            writeln!(h, "- ⚠ {gap}")?;
+        }
+        writeln!(h)?;
+        if let Some(c) = &u.heatmap {
+            image(h, c)?;
+        }
+    }
+    writeln!(h, "### Findings\n")?;
+    if o.findings.is_empty() {
+        writeln!(h, "No findings recorded (findings.json) or curated (metrics/findings.yaml) for the differences of this run.\n")?;
+    }
+    for f in &o.findings {
+        let evidence: Vec<String> = f.evidence.iter().map(|e| format!("[{e}]({e})")).collect();
+        writeln!(
+            h,
+            "- **{} / {}** ({}): {} — evidence: {}",
+            f.usecase,
+            f.metric,
+            f.libs.join(", "),
+            f.cause,
+            evidence.join(", ")
+        )?;
+    }
+    let a = &o.aid;
+    writeln!(
+        h,
+        "\n### Decision aid\n\nAs the thesis' OSSPal scoring: per ranked row, tertiles (3 best, 1 \
+         worst), averaged per dimension, then a weighted mean. Weights: {} (`harness report DIR \
+         --weights FILE`).\n",
+        a.weights_source
+    )?;
+    let mut columns = vec!["library".to_string()];
+    columns.extend(a.dimensions.iter().map(|(k, _, w)| format!("{k} (×{})", fmt::value(*w))));
+    columns.push("score".into());
+    table_header(h, &columns)?;
+    let num = |v: &Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));
+    for (i, lib) in a.libs.iter().enumerate() {
+        let cells: Vec<String> = a.scores[i].iter().map(num).collect();
+        writeln!(h, "| {lib} | {} | **{}** |", cells.join(" | "), num(&a.totals[i]))?;
+    }
+    if let Some(note) = &a.repository_note {
+        writeln!(h, "\n{note}")?;
+    }
+    writeln!(h)
 }

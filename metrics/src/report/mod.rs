@@ -5,6 +5,7 @@ mod compare;
 mod html;
 mod markdown;
 mod model;
+mod overview;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,9 +15,10 @@ use anyhow::{Context, Result};
 
 use crate::plot;
 use crate::record::Run;
+use crate::weights::Weights;
 
-pub use compare::{compare, Moved, COMPARE_MD};
-pub use model::{series, Series, SeriesKey};
+pub use compare::{compare, compare_into, Moved, COMPARE_HTML, COMPARE_MD};
+pub use model::{range_name, series, Series, SeriesKey};
 
 pub const INDEX_HTML: &str = "index.html";
 pub const REPORT_MD: &str = "report.md";
@@ -46,16 +48,21 @@ impl IntoIterator for Rendered {
 /// Renders the run in `dir` (as written by [`crate::record`]) into `dir/index.html`,
 /// `dir/report.md` and `dir/plots/`. This is what `harness report DIR` calls.
 pub fn render(dir: &Path) -> Result<Rendered> {
+    render_with(dir, &Weights::defaults())
+}
+
+/// [`render`] with the decision aid's weights given (`harness report DIR --weights FILE`).
+pub fn render_with(dir: &Path, weights: &Weights) -> Result<Rendered> {
     let run = Run::load(dir)?;
-    let report = model::build(&run);
+    let report = model::build(&run, weights);
 
     let plots_dir = dir.join(PLOTS_DIR);
     fs::create_dir_all(&plots_dir).with_context(|| format!("creating {}", plots_dir.display()))?;
     let mut svgs = BTreeMap::new();
     let mut plots = Vec::new();
-    for planned in report.usecases.iter().flat_map(|u| &u.charts) {
+    for planned in report.figures() {
         let (svg, png) = plot::render(&planned.chart, &plots_dir.join(&planned.stem))
-            .with_context(|| format!("drawing {}", planned.chart.title))?;
+            .with_context(|| format!("drawing {}", planned.chart.title()))?;
         svgs.insert(planned.stem.clone(), fs::read_to_string(&svg)?);
         plots.extend([svg, png]);
     }
@@ -76,16 +83,17 @@ pub fn render(dir: &Path) -> Result<Rendered> {
 mod tests {
     use super::*;
     use crate::fmt;
+    use crate::hist::Histogram;
     use crate::record::{
-        read_csv, Capability, Environment, Failure, Implementation, Row, RunMeta, Stage, Status,
-        RESULTS_CSV,
+        read_csv, Capability, Environment, Failure, Finding, Implementation, Row, RunMeta, Stage,
+        Status, RESULTS_CSV,
     };
     use crate::stats::median;
 
     /// Set to a directory to keep the rendered fixture report there for a look in a browser.
     const KEEP_ENV: &str = "METRICS_REPORT_FIXTURE";
 
-    /// 2 use cases × 2 libraries × a few metrics × 3 repetitions, references, classes, a noisy
+    /// 2 use cases × 2 libraries × a few metrics × 5 repetitions (enough to rank), references, classes, a noisy
     /// series, a third library that failed to build, capabilities and an environment.
     fn fixture_run(scale: f64) -> Run {
         let mut rows = Vec::new();
@@ -134,7 +142,7 @@ mod tests {
                 "load_attach_ms",
                 "ms",
                 None,
-                &[31.2 * k, 33.9 * k, 30.4 * k],
+                &[31.2 * k, 33.9 * k, 30.4 * k, 32.0 * k, 31.5 * k],
             );
             series(
                 "packetfilter",
@@ -142,7 +150,7 @@ mod tests {
                 "test_run_ns",
                 "ns",
                 Some("ipv4 allowed"),
-                &[61.0 * k * scale, 64.5 * k * scale, 63.2 * k * scale],
+                &[61.0, 64.5, 63.2, 62.0, 60.5].map(|v| v * k * scale),
             );
             series(
                 "packetfilter",
@@ -150,7 +158,7 @@ mod tests {
                 "test_run_ns",
                 "ns",
                 Some("ipv6 blocked"),
-                &[40.1 * k, 41.7 * k, 39.8 * k],
+                &[40.1 * k, 41.7 * k, 39.8 * k, 40.5 * k, 41.0 * k],
             );
             series(
                 "loadbalancer",
@@ -158,7 +166,7 @@ mod tests {
                 "veth_pps",
                 "pps",
                 None,
-                &[812_000.0 / k, 805_500.0 / k, 820_250.0 / k],
+                &[812_000.0, 805_500.0, 820_250.0, 815_000.0, 809_000.0].map(|v| v / k),
             );
             // libbpf-rs is noisy here: CV well above 5%.
             series(
@@ -167,7 +175,7 @@ mod tests {
                 "rss_kib",
                 "KiB",
                 None,
-                &[2048.0 * k, 2900.0 * k.powi(3), 2100.0 * k],
+                &[2048.0 * k, 2900.0 * k.powi(3), 2100.0 * k, 2075.0 * k, 2060.0 * k],
             );
         }
         for (reference, v) in [("empty XDP program", 34.0), ("xdp-filter", 52.0)] {
@@ -247,6 +255,23 @@ mod tests {
                     "no XDP_TX redirect helper",
                 ),
             ],
+            findings: vec![Finding {
+                usecase: "loadbalancer".into(),
+                metric: "rss_kib".into(),
+                libs: vec!["libbpf-rs".into()],
+                cause: "maps are pre-allocated".into(),
+                evidence: vec!["results.csv".into()],
+            }],
+            histograms: Some(
+                [("aya", 50.0), ("libbpf-rs", 65.0)]
+                    .iter()
+                    .map(|(lib, base)| {
+                        let samples: Vec<f64> = (0..200).map(|i| base + (i % 40) as f64).collect();
+                        Histogram::from_samples("packetfilter", lib, "latency_us", None, "µs", &samples)
+                    })
+                    .collect(),
+            ),
+            repo_metrics: None,
         }
     }
 
@@ -278,8 +303,19 @@ mod tests {
         assert!(!html.contains("<link") && !html.contains("<script"));
         assert_eq!(html.matches("<svg").count(), out.plots.len() / 2);
 
-        // Charts: packetfilter loc, object_size, load_time, test_run; loadbalancer throughput, memory.
-        assert_eq!(out.plots.len(), 12);
+        // Charts: packetfilter loc, object_size, load_time, test_run; loadbalancer throughput,
+        // memory; heatmaps across use cases and of each; the packetfilter latency CDF.
+        assert_eq!(out.plots.len(), 20);
+        // The summary comes first and names every library with a value; findings and scores.
+        let summary = &html[html.find("<section id=\"summary\">").unwrap()..];
+        assert!(html.find("<section id=\"summary\">") < html.find("<section id=\"environment\">"));
+        assert!(summary.contains("aya leads") && summary.contains("redbpf: build failed"));
+        assert!(summary.contains("href=\"#row-packetfilter-test_run_ns___ipv4_allowed\""));
+        assert!(html.contains("id=\"row-packetfilter-test_run_ns___ipv4_allowed\""));
+        assert!(summary.contains("maps are pre-allocated"));
+        assert!(html.contains("id=\"plot-overview-heatmap\"") && html.contains("id=\"plot-packetfilter-cdf-latency_us\""));
+        assert!(md.starts_with("# bpf-eval report") && md.find("## Summary") < md.find("## Environment"));
+        assert!(md.contains("No repo-metrics.csv"));
         for plot in &out.plots {
             assert!(
                 fs::metadata(plot).unwrap().len() > 1000,
@@ -329,7 +365,7 @@ mod tests {
         // References shown as ratios, best marked by direction, noise flagged, failure explained.
         let v4 = table_row(&html, "packetfilter", "test_run_ns · ipv4 allowed");
         assert!(
-            v4.contains("1.86× empty XDP program") && v4.contains("xdp-filter: 52"),
+            v4.contains("1.82× empty XDP program") && v4.contains("xdp-filter: 52"),
             "{v4}"
         );
         assert!(
@@ -378,5 +414,8 @@ mod tests {
         assert!(text.contains("## Moved: 2 of"));
         assert!(text.contains("+25.0%") && text.contains("**worse**"));
         assert!(text.contains("## Only in A") && text.contains("packetfilter / aya / obj_bytes"));
+        let html = fs::read_to_string(b.join(COMPARE_HTML)).unwrap();
+        assert!(html.contains("<h2>Moved: 2 of") && html.contains("<td><b>worse</b></td>"));
+        assert!(html.find("Moved:") < html.find("Only in A"));
     }
 }

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::catalogue::{self, Better, LIBRARIES, USECASES};
+use crate::catalogue::{self, Better, LIBRARIES, SECOND_TARGET_REFERENCE, TARGET_REFERENCE, USECASES};
 use crate::fmt;
-use crate::plot::{self, Chart};
+use crate::plot::{self, Chart, Figure};
 use crate::record::{Capability, Environment, Failure, Row, Run, REFERENCE_PREFIX};
-use crate::stats::Summary;
+use crate::stats::{self, Ranking, Summary};
 
 /// Identity of one series of repetitions.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -65,6 +65,19 @@ pub struct Report {
     pub matrix_usecases: Vec<String>,
     pub matrix_libs: Vec<String>,
     pub glossary: Vec<GlossaryEntry>,
+    pub overview: super::overview::Overview,
+}
+
+impl Report {
+    /// Every figure to draw: the overview heatmaps, then each use case's charts.
+    pub fn figures(&self) -> Vec<&PlannedChart> {
+        let o = &self.overview;
+        o.across
+            .iter()
+            .chain(o.usecases.iter().flat_map(|u| &u.heatmap))
+            .chain(self.usecases.iter().flat_map(|u| u.charts.iter().chain(&u.distributions)))
+            .collect()
+    }
 }
 
 pub struct UseCase {
@@ -74,6 +87,10 @@ pub struct UseCase {
     pub references: Vec<String>,
     pub rows: Vec<MetricRow>,
     pub charts: Vec<PlannedChart>,
+    /// CDFs from `histograms.csv`: latency, and jittergen's delays per scenario.
+    pub distributions: Vec<PlannedChart>,
+    /// Said instead when the run has no `histograms.csv`.
+    pub distributions_note: Option<String>,
 }
 
 pub struct MetricRow {
@@ -84,17 +101,85 @@ pub struct MetricRow {
     /// One per column of [`UseCase::libs`].
     pub cells: Vec<Cell>,
     pub references: Vec<(String, Summary)>,
+    /// Over the columns of [`UseCase::libs`].
+    pub ranking: Ranking,
+    /// For [`Better::Target`]: the configured value the ranking measures distance to.
+    pub target: Option<f64>,
+    /// For [`Better::Target`]: the same ranking by distance to netem's value, when recorded.
+    pub second: Option<(String, Ranking)>,
+    /// Per column: how far the median is from the best one, as a factor ≥ 1 (for a target
+    /// metric the distance to the target over the best distance). `None` without a value.
+    pub to_best: Vec<Option<f64>>,
+    /// `id` of the table row, for links from the summary.
+    pub anchor: String,
 }
 
 impl MetricRow {
     pub fn label(&self) -> String {
         series_label(&self.metric, self.class.as_deref())
     }
+
+    /// The ranking in words: `aya ★`, `aya = libbpf-rs ★`, `tie (no significant difference)`,
+    /// `not ranked: n<5`; with the factor to the next library when one leads.
+    pub fn outcome(&self, libs: &[String]) -> String {
+        ranking_text(&self.ranking, libs, &self.to_best)
+    }
+}
+
+impl MetricRow {
+    /// The ranking cell: the outcome, and for a target metric the target and the second view.
+    pub fn ranking_notes(&self, libs: &[String]) -> Vec<String> {
+        let mut notes = vec![self.outcome(libs)];
+        if let Some(t) = self.target {
+            notes.push(format!("target (configured): {}", fmt::value(t)));
+        }
+        if let Some((label, r)) = &self.second {
+            notes.push(format!("closest to {label}: {}", ranking_text(r, libs, &[])));
+        }
+        notes
+    }
+}
+
+/// The legend of the tables' ranking, with the test.
+pub fn ranking_legend() -> String {
+    format!(
+        "★ leads: the best median and every library not significantly worse than it (↓ lower \
+         is better, ↑ higher, ◎ closest to the configured value); a tie when no library is \
+         significantly worse. Test: {}. Exact metrics (lines of code, sizes, instruction \
+         counts) rank by value. Ranges are min–max below {} values, else p5–p95.",
+        stats::TEST_STATEMENT,
+        stats::MIN_N_FOR_P5_P95
+    )
+}
+
+/// See [`MetricRow::outcome`].
+pub fn ranking_text(ranking: &Ranking, libs: &[String], to_best: &[Option<f64>]) -> String {
+    match ranking {
+        Ranking::Ranked { leaders } => {
+            let names: Vec<&str> = leaders.iter().map(|&i| libs[i].as_str()).collect();
+            let next = to_best
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !leaders.contains(i))
+                .filter_map(|(_, r)| *r)
+                .fold(f64::INFINITY, f64::min);
+            if next.is_finite() {
+                format!("{} ★ (next {})", names.join(" = "), fmt::ratio(next))
+            } else {
+                format!("{} ★", names.join(" = "))
+            }
+        }
+        Ranking::Tie => "tie (no significant difference)".into(),
+        Ranking::NotRanked { reason } => format!("not ranked: {reason}"),
+    }
 }
 
 pub enum Cell {
     Value {
         summary: Summary,
+        /// The repetitions, for the strip plots.
+        values: Vec<f64>,
+        /// Leads the ranking: best, or not significantly worse than the best.
         best: bool,
         /// Median over each reference's median, by reference label.
         ratios: Vec<(String, f64)>,
@@ -104,10 +189,19 @@ pub enum Cell {
 }
 
 impl Cell {
-    /// `p5–p95`; none for a single shot or a constant series, where it would only repeat the median.
+    /// `p5–p95`, or `min–max` below [`stats::MIN_N_FOR_P5_P95`] values, where the
+    /// interpolated percentiles are the extremes in all but name; none for a single shot or a
+    /// constant series, where it would only repeat the median.
     pub fn range_text(summary: &Summary) -> Option<String> {
-        (summary.p5 != summary.p95)
-            .then(|| format!("{}–{}", fmt::value(summary.p5), fmt::value(summary.p95)))
+        let (lo, hi) = summary.range();
+        (lo != hi).then(|| {
+            format!(
+                "{} {}–{}",
+                range_name(summary.n),
+                fmt::value(lo),
+                fmt::value(hi)
+            )
+        })
     }
 
     pub fn cv_text(summary: &Summary) -> Option<String> {
@@ -124,10 +218,19 @@ impl Cell {
     }
 }
 
+/// What a spread of `n` values is honestly called.
+pub fn range_name(n: usize) -> &'static str {
+    if n < stats::MIN_N_FOR_P5_P95 {
+        "min–max"
+    } else {
+        "p5–p95"
+    }
+}
+
 /// A chart to draw: the file stem under `plots/` and what goes in it.
 pub struct PlannedChart {
     pub stem: String,
-    pub chart: Chart,
+    pub chart: Figure,
 }
 
 pub struct GlossaryEntry {
@@ -137,7 +240,7 @@ pub struct GlossaryEntry {
     pub description: String,
 }
 
-pub fn build(run: &Run) -> Report {
+pub fn build(run: &Run, weights: &crate::weights::Weights) -> Report {
     let all = series(&run.rows);
     let mut usecases: BTreeSet<&str> = all.keys().map(|k| k.usecase.as_str()).collect();
     usecases.extend(run.failures.iter().map(|f| f.usecase.as_str()));
@@ -155,17 +258,20 @@ pub fn build(run: &Run) -> Report {
         LIBRARIES,
     );
 
+    let usecases_built: Vec<UseCase> = usecases
+        .iter()
+        .map(|u| usecase(u, &all, run, &run_libs))
+        .collect();
+    let overview = super::overview::build(&usecases_built, run, &run_libs, weights);
     Report {
+        overview,
         created: run
             .meta
             .as_ref()
             .map(|m| m.created.clone())
             .filter(|c| !c.is_empty()),
         git_revision: run.meta.as_ref().and_then(|m| m.git_revision.clone()),
-        usecases: usecases
-            .iter()
-            .map(|u| usecase(u, &all, run, &run_libs))
-            .collect(),
+        usecases: usecases_built,
         matrix_usecases: usecases.clone(),
         matrix_libs: run_libs,
         glossary: glossary(&all),
@@ -220,12 +326,29 @@ fn usecase(
         .collect();
 
     let charts = plan_charts(name, &rows, &libs, run_libs);
+    let distributions = run.histograms.as_deref().map_or_else(Vec::new, |h| {
+        plan_distributions(name, h, run_libs)
+    });
+    // Only where a distribution would belong: a latency or wire delay metric.
+    let wants = rows.iter().any(|r| {
+        catalogue::dimension(&r.metric).is_some_and(|d| d.key == "latency")
+            || r.metric.starts_with("wire_delay")
+    });
+    let distributions_note = (run.histograms.is_none() && wants).then(|| {
+        format!(
+            "No {} in this run: latency and delay distributions (CDFs) are not available, \
+             only the percentiles in the table.",
+            crate::hist::HISTOGRAMS_CSV
+        )
+    });
     UseCase {
         name: name.into(),
         libs,
         references,
         rows,
         charts,
+        distributions,
+        distributions_note,
     }
 }
 
@@ -262,28 +385,83 @@ fn metric_row(
         .zip(&ref_libs)
         .filter_map(|(label, lib)| Some((label.clone(), Summary::of(&lookup(lib)?.values)?)))
         .collect();
-    let mut cells: Vec<Cell> = libs
-        .iter()
-        .map(
-            |lib| match lookup(lib).and_then(|s| Summary::of(&s.values)) {
-                Some(summary) => {
-                    let ratios = refs
-                        .iter()
-                        .filter(|(_, r)| r.median != 0.0)
-                        .map(|(label, r)| (label.clone(), summary.median / r.median))
-                        .collect();
-                    Cell::Value {
-                        summary,
-                        best: false,
-                        ratios,
-                    }
-                }
-                None => Cell::Absent(absence(run, usecase, lib)),
-            },
-        )
-        .collect();
     let better = catalogue::better(metric);
-    mark_best(&mut cells, better);
+    let target = |reference: &str| lookup(reference).map(|s| stats::median(&s.values));
+    let configured = target(TARGET_REFERENCE);
+    // Every ranking works on costs, lower is better.
+    let costs = |goal: Option<f64>| -> Vec<Option<Vec<f64>>> {
+        libs.iter()
+            .map(|lib| {
+                let values = &lookup(lib)?.values;
+                Some(match better {
+                    Better::Lower => values.clone(),
+                    Better::Higher => values.iter().map(|v| -v).collect(),
+                    Better::Target => {
+                        let goal = goal?;
+                        values.iter().map(|v| (v - goal).abs()).collect()
+                    }
+                })
+            })
+            .collect()
+    };
+    let rank_by = |goal: Option<f64>| {
+        let c = costs(goal);
+        let refs: Vec<Option<&[f64]>> = c.iter().map(|c| c.as_deref()).collect();
+        stats::rank(&refs, catalogue::is_exact(metric))
+    };
+    let (ranking, second) = match better {
+        Better::Target => (
+            match configured {
+                Some(t) => rank_by(Some(t)),
+                None => Ranking::NotRanked {
+                    reason: format!("no {TARGET_REFERENCE} value"),
+                },
+            },
+            target(SECOND_TARGET_REFERENCE).map(|t| {
+                let label = SECOND_TARGET_REFERENCE.trim_start_matches(REFERENCE_PREFIX);
+                (label.to_string(), rank_by(Some(t)))
+            }),
+        ),
+        _ => (rank_by(None), None),
+    };
+    let medians: Vec<Option<f64>> = costs(configured)
+        .iter()
+        .map(|c| c.as_ref().map(|c| stats::median(c)))
+        .collect();
+    let best = medians.iter().flatten().copied().fold(f64::INFINITY, f64::min);
+    let to_best = medians
+        .iter()
+        .map(|m| {
+            let m = (*m)?;
+            // Costs of "higher is better" are negated values: the factor is best / value.
+            Some(match better {
+                _ if m == best => 1.0,
+                Better::Higher => best / m,
+                _ => m / best,
+            })
+            .filter(|r| !r.is_nan())
+        })
+        .collect();
+    let cells: Vec<Cell> = libs
+        .iter()
+        .enumerate()
+        .map(|(i, lib)| match lookup(lib).and_then(|s| Some((s, Summary::of(&s.values)?))) {
+            Some((series, summary)) => {
+                let ratios = refs
+                    .iter()
+                    .filter(|(label, r)| r.median != 0.0 && !is_target_label(label))
+                    .map(|(label, r)| (label.clone(), summary.median / r.median))
+                    .collect();
+                Cell::Value {
+                    summary,
+                    values: series.values.clone(),
+                    best: ranking.leads(i),
+                    ratios,
+                }
+            }
+            None => Cell::Absent(absence(run, usecase, lib)),
+        })
+        .collect();
     MetricRow {
         metric: metric.into(),
         class: class.map(String::from),
@@ -291,7 +469,17 @@ fn metric_row(
         better,
         cells,
         references: refs,
+        ranking,
+        target: configured,
+        second,
+        to_best,
+        anchor: file_stem(&format!("row-{usecase}-{}", series_label(metric, class))),
     }
+}
+
+/// Ratios to the configured value say nothing: the distance does.
+fn is_target_label(label: &str) -> bool {
+    TARGET_REFERENCE.strip_prefix(REFERENCE_PREFIX) == Some(label)
 }
 
 /// Why a library has no value for a use case: its first failed stage, else a capability that
@@ -312,30 +500,56 @@ fn absence(run: &Run, usecase: &str, lib: &str) -> Option<String> {
         .map(|c| c.status.as_str().to_string())
 }
 
-/// Marks the best median (ties included) when there is something to compare it with.
-fn mark_best(cells: &mut [Cell], better: Better) {
-    let medians: Vec<f64> = cells
-        .iter()
-        .filter_map(|c| match c {
-            Cell::Value { summary, .. } => Some(summary.median),
-            Cell::Absent(_) => None,
-        })
-        .collect();
-    if medians.len() < 2 {
-        return;
-    }
-    let best = match better {
-        Better::Lower => medians.iter().copied().fold(f64::INFINITY, f64::min),
-        Better::Higher => medians.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    };
-    for cell in cells {
-        if let Cell::Value {
-            summary, best: b, ..
-        } = cell
-        {
-            *b = summary.median == best;
+/// One CDF per (metric, class) of the use case's histograms: every library and reference.
+fn plan_distributions(
+    usecase: &str,
+    histograms: &[crate::hist::Histogram],
+    run_libs: &[String],
+) -> Vec<PlannedChart> {
+    let mine: Vec<_> = histograms.iter().filter(|h| h.usecase == usecase).collect();
+    let mut keys: Vec<(&str, Option<&str>, &str)> = Vec::new();
+    for h in &mine {
+        let k = (h.metric.as_str(), h.class.as_deref(), h.unit.as_str());
+        if !keys.contains(&k) {
+            keys.push(k);
         }
     }
+    keys.iter()
+        .map(|&(metric, class, unit)| {
+            let mut members: Vec<_> = mine
+                .iter()
+                .filter(|h| h.metric == metric && h.class.as_deref() == class)
+                .collect();
+            members.sort_by_key(|h| catalogue::listed_order(LIBRARIES, &h.lib));
+            let mut refs = 0;
+            let lines = members
+                .iter()
+                .map(|h| {
+                    let (rgb, dashed) = match h.lib.strip_prefix(REFERENCE_PREFIX) {
+                        Some(_) => {
+                            refs += 1;
+                            (plot::reference_rgb(refs - 1), true)
+                        }
+                        None => {
+                            let pos = run_libs.iter().position(|l| *l == h.lib).unwrap_or(0);
+                            (plot::lib_color(&h.lib, pos), false)
+                        }
+                    };
+                    let label = h.lib.strip_prefix(REFERENCE_PREFIX).unwrap_or(&h.lib);
+                    (format!("{label} (n={})", h.total()), rgb, dashed, h.cdf())
+                })
+                .collect();
+            let label = series_label(metric, class);
+            PlannedChart {
+                stem: file_stem(&format!("{usecase}-cdf-{label}")),
+                chart: Figure::Cdf(plot::Cdf {
+                    title: format!("{usecase}: {label}, distribution"),
+                    x_label: format!("{metric} ({unit})"),
+                    lines,
+                }),
+            }
+        })
+        .collect()
 }
 
 /// One chart per metric group (and unit, should a run mix units within a group).
@@ -369,7 +583,7 @@ fn plan_charts(
             }
             PlannedChart {
                 stem,
-                chart: chart(usecase, group, unit, &members, libs, run_libs),
+                chart: Figure::Bars(chart(usecase, group, unit, &members, libs, run_libs)),
             }
         })
         .collect()
@@ -404,11 +618,15 @@ fn chart(
     let mut references = Vec::new();
     for (category, row) in members.iter().enumerate() {
         for (slot, &i) in slots.iter().enumerate() {
-            if let Cell::Value { summary, .. } = row.cells[i] {
+            if let Cell::Value {
+                summary, values, ..
+            } = &row.cells[i]
+            {
                 bars.push(plot::Bar {
                     category,
                     lib: slot,
-                    summary,
+                    summary: *summary,
+                    values: values.clone(),
                 });
             }
         }
@@ -450,7 +668,7 @@ fn chart(
 }
 
 /// Safe in a file name and a URL: letters, digits, `-`, `_`.
-fn file_stem(s: &str) -> String {
+pub fn file_stem(s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
