@@ -75,18 +75,24 @@ fn commands_in(text: &str) -> Vec<(String, usize)> {
     found.into_iter().filter(|(c, _)| !c.is_empty() && !c.contains(['{', '$'])).collect()
 }
 
-fn locate(cmd: &str) -> Option<PathBuf> {
+/// Every file on the search path that `cmd` names, in search order (a machine may shadow a
+/// package's command with its own, as this machine kind does with git in /usr/local/bin).
+fn locate(cmd: &str) -> Vec<PathBuf> {
     if cmd.starts_with('/') {
-        return Path::new(cmd).exists().then(|| PathBuf::from(cmd));
+        return Path::new(cmd).exists().then(|| PathBuf::from(cmd)).into_iter().collect();
     }
     let home = std::env::var("HOME").unwrap_or_default();
     let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
+    let mut found: Vec<PathBuf> = path
+        .split(':')
         .map(PathBuf::from)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .chain([Path::new(&home).join(".cargo/bin")])
         .map(|d| d.join(cmd))
-        .find(|p| p.is_file())
+        .filter(|p| p.is_file())
+        .collect();
+    found.dedup();
+    found
 }
 
 /// The Debian package that owns `path` (trying the path as found and with symlinks resolved, and
@@ -173,21 +179,28 @@ fn every_executed_command_is_installed_by_setup() {
         .join("\n");
     let mut problems = Vec::new();
     for (cmd, at) in &commands {
-        let Some(path) = locate(cmd) else {
+        let paths = locate(cmd);
+        if paths.is_empty() {
             problems.push(format!("{cmd} (run at {at}): not on this machine, so set-up did not install it"));
             continue;
-        };
-        match owner(&path) {
-            Some(pkg) if packages.contains(&pkg) || essential(&pkg) => {}
-            Some(pkg) => problems.push(format!(
-                "{cmd} (run at {at}): from Debian package {pkg}, which is neither in scripts/apt-packages nor Essential"
-            )),
-            None => {
-                let name = path.file_name().unwrap().to_string_lossy().to_string();
-                if !setup_text.contains(&name) {
-                    problems.push(format!("{cmd} (run at {at}): {} belongs to no package and no set-up script installs it", path.display()));
-                }
-            }
+        }
+        // Installed by set-up if any copy on the search path is: a fresh machine has that one.
+        let owners: Vec<(PathBuf, Option<String>)> = paths.into_iter().map(|p| { let o = owner(&p); (p, o) }).collect();
+        let by_setup = owners.iter().any(|(path, pkg)| match pkg {
+            Some(pkg) => packages.contains(pkg) || essential(pkg),
+            None => setup_text.contains(path.file_name().unwrap().to_string_lossy().as_ref()) && path.starts_with(
+                Path::new(&std::env::var("HOME").unwrap_or_default()).join(".cargo/bin"),
+            ),
+        });
+        if !by_setup {
+            let from: Vec<String> = owners
+                .iter()
+                .map(|(p, o)| format!("{} ({})", p.display(), o.as_deref().unwrap_or("no package")))
+                .collect();
+            problems.push(format!(
+                "{cmd} (run at {at}): {} — neither in scripts/apt-packages, nor Essential, nor installed into ~/.cargo/bin by a set-up script",
+                from.join(", ")
+            ));
         }
     }
     assert!(problems.is_empty(), "commands set-up does not install:\n  {}", problems.join("\n  "));

@@ -110,7 +110,6 @@ pub fn run(workspace: &Path) -> bool {
         },
     ];
     checks.extend(packages(workspace));
-    ];
 
     let mut all_ok = true;
     for c in &checks {
