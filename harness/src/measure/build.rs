@@ -159,6 +159,7 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     let binary = target.join("release").join(imp.package());
     rows.extend(loc(ctx, imp, &target.join("release"))?);
     rows.extend(artifact_rows(u, l, &target.join("release"), &imp.package(), &binary)?);
+    disassemble(ctx, &imp.package(), &bpf_object(&target.join("release"), &imp.package())?)?;
     Ok(Built { binary, rows })
 }
 
@@ -273,6 +274,22 @@ fn artifact_rows(u: &str, l: &str, release: &Path, package: &str, binary: &Path)
         rows.push(Row::new(u, l, "bridge_bytes", "bytes", 1, bridge as f64));
     }
     Ok(rows)
+}
+
+/// The object's disassembly with relocations, `objects/<package>.txt` in the report: the evidence
+/// behind instruction counts and the findings that cite them.
+fn disassemble(ctx: &Ctx, package: &str, object: &Path) -> Result<()> {
+    let out = Command::new("llvm-objdump")
+        .args(["-d", "-r", "--no-show-raw-insn"])
+        .arg(object)
+        .output()
+        .context("running llvm-objdump (apt: llvm)")?;
+    if !out.status.success() {
+        bail!("llvm-objdump {}: {}", object.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let dir = ctx.out.join("objects");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{package}.txt")), out.stdout).with_context(|| format!("writing {}", dir.display()))
 }
 
 /// The BPF object the build produced, found library-neutrally: the newest ELF file with machine

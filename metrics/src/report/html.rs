@@ -408,6 +408,13 @@ fn write_summary(
         }
         writeln!(h, "</ul>")?;
     }
+    if !o.unexplained.is_empty() {
+        writeln!(h, "<p class=\"note\">Differences above 1.5× that no finding explains yet:</p><ul class=\"unexplained\">")?;
+        for u in &o.unexplained {
+            writeln!(h, "<li>{}</li>", esc(u))?;
+        }
+        writeln!(h, "</ul>")?;
+    }
     write_aid(h, o)?;
     writeln!(h, "</section>")
 }

@@ -267,6 +267,12 @@ fn write_summary(h: &mut String, o: &Overview) -> std::fmt::Result {
             evidence.join(", ")
         )?;
     }
+    if !o.unexplained.is_empty() {
+        writeln!(h, "\nDifferences above 1.5× that no finding explains yet:\n")?;
+        for u in &o.unexplained {
+            writeln!(h, "- {u}")?;
+        }
+    }
     let a = &o.aid;
     writeln!(
         h,

@@ -422,6 +422,7 @@ fn metric_row(
                 (label.to_string(), rank_by(Some(t)))
             }),
         ),
+        _ if catalogue::is_ours(metric) => (Ranking::NotRanked { reason: "ours, not the library's".into() }, None),
         _ => (rank_by(None), None),
     };
     let medians: Vec<Option<f64>> = costs(configured)

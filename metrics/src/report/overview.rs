@@ -22,6 +22,9 @@ pub struct Overview {
     pub across: Option<PlannedChart>,
     pub aid: DecisionAid,
     pub findings: Vec<Finding>,
+    /// Ranked rows whose worst library is more than 1.5× the best and that no finding explains:
+    /// `usecase / metric · class (ratio: best … worst)`.
+    pub unexplained: Vec<String>,
 }
 
 pub struct UseCaseSummary {
@@ -59,6 +62,7 @@ pub fn build(usecases: &[UseCase], run: &Run, libs: &[String], weights: &Weights
         across: across_heatmap(usecases, libs),
         aid: decision_aid(usecases, run, libs, weights),
         findings: findings(usecases, run),
+        unexplained: unexplained(usecases, &findings(usecases, run)),
     }
 }
 
@@ -302,19 +306,47 @@ fn decision_aid(usecases: &[UseCase], run: &Run, libs: &[String], weights: &Weig
     }
 }
 
-/// The run's own findings, then the curated ones its data bear out.
+/// The best and the worst library of a ranked row, and their ratio, when it is above 1.5×.
+fn large_difference(u: &UseCase, r: &super::model::MetricRow) -> Option<(String, String, f64)> {
+    if !r.ranking.is_ranked() {
+        return None;
+    }
+    let (worst, ratio) =
+        r.to_best.iter().enumerate().filter_map(|(i, x)| Some((i, (*x)?))).max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let best = r.to_best.iter().position(|x| *x == Some(1.0))?;
+    (ratio > CURATED_MIN_RATIO && ratio.is_finite()).then(|| (u.libs[best].clone(), u.libs[worst].clone(), ratio))
+}
+
+/// Whether a finding (usecase `*` = every use case) is about this row.
+fn explains(f: &Finding, usecase: &str, metric: &str) -> bool {
+    (f.usecase == usecase || f.usecase == "*") && f.metric == metric
+}
+
+/// The run's own findings, then the curated ones its data bear out (one per use case).
 fn findings(usecases: &[UseCase], run: &Run) -> Vec<Finding> {
     let curated: Vec<Finding> = serde_yaml::from_str(CURATED_FINDINGS).unwrap_or_default();
     let mut out = run.findings.clone();
-    for f in curated {
-        let Some(u) = usecases.iter().find(|u| u.name == f.usecase) else { continue };
-        let shown = u.rows.iter().filter(|r| r.metric == f.metric && r.ranking.is_ranked()).find_map(|r| {
-            let (worst, ratio) = r.to_best.iter().enumerate().filter_map(|(i, x)| Some((i, (*x)?))).max_by(|a, b| a.1.total_cmp(&b.1))?;
-            let best = r.to_best.iter().position(|x| *x == Some(1.0))?;
-            (ratio > CURATED_MIN_RATIO).then(|| vec![u.libs[best].clone(), u.libs[worst].clone()])
-        });
-        if let Some(libs) = shown {
-            out.push(Finding { libs, ..f });
+    for u in usecases {
+        for f in curated.iter().filter(|f| f.usecase == u.name || f.usecase == "*") {
+            let shown = u.rows.iter().filter(|r| r.metric == f.metric).find_map(|r| large_difference(u, r));
+            if let Some((best, worst, _)) = shown {
+                out.push(Finding { usecase: u.name.clone(), libs: vec![best, worst], ..f.clone() });
+            }
+        }
+    }
+    out
+}
+
+/// Large differences no finding explains: the report says so rather than leave them uncommented.
+fn unexplained(usecases: &[UseCase], findings: &[Finding]) -> Vec<String> {
+    let mut out = Vec::new();
+    for u in usecases {
+        for r in &u.rows {
+            let Some((best, worst, ratio)) = large_difference(u, r) else { continue };
+            if !findings.iter().any(|f| explains(f, &u.name, &r.metric)) {
+                let class = r.class.as_deref().map(|c| format!(" · {c}")).unwrap_or_default();
+                out.push(format!("{} / {}{class}: {worst} is {ratio:.2}× {best}", u.name, r.metric));
+            }
         }
     }
     out
