@@ -222,11 +222,11 @@ fn both_methods_side_by_side() {
 
     // Tickets: the thesis lists #1-#5 (updated since Jan 1, created by Jan 31 00:00, the pull
     // request too), 4 closed when exported: 80 %, (21 + 10 + 1 + 39) / 4 = 17 whole days.
-    let thesis = IssueStats { opened: 5, closed: 4, share_closed: Some(0.8), mean_age_days: Some(17.0) };
+    let thesis = IssueStats { opened: 5, closed: 4, closed_percent: Some(80.0), mean_age_days: Some(17.0) };
     assert_eq!(libs(&report, Method::Thesis)[0].issues.as_ref(), Some(&thesis));
-    let corrected = IssueStats { opened: 4, closed: 3, share_closed: Some(0.5), mean_age_days: Some(10.5625) };
+    let corrected = IssueStats { opened: 4, closed: 3, closed_percent: Some(50.0), mean_age_days: Some(10.5625) };
     assert_eq!(alpha_c.issues.as_ref(), Some(&corrected));
-    let none = IssueStats { opened: 0, closed: 0, share_closed: None, mean_age_days: None };
+    let none = IssueStats { opened: 0, closed: 0, closed_percent: None, mean_age_days: None };
     assert_eq!(libs(&report, Method::Corrected)[1].issues.as_ref(), Some(&none));
     assert_eq!(libs(&report, Method::Thesis)[2].issues, None);
     assert_eq!(libs(&report, Method::Thesis)[2].tickets, "skipped: no --issues export");
@@ -259,7 +259,7 @@ fn both_methods_side_by_side() {
     assert!(d.iter().any(|l| l.starts_with("beta tertiles:")), "{d:?}");
     assert!(!d.iter().any(|l| l.starts_with("gamma")), "{d:?}");
 
-    let [csv, json, svg] = repo_metrics::report_files(&s.out());
+    let [csv, json, svg, html] = repo_metrics::report_files(&s.out());
     let mut csv = csv::Reader::from_path(csv).unwrap();
     let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
     assert_eq!(header[..10], ["method", "library", "repo", "head", "window", "merges", "bot_commits", "bots", "files_over", "tickets"]);
@@ -272,7 +272,7 @@ fn both_methods_side_by_side() {
     assert_eq!(row(0, "window"), "[2023-01-01T00:00:00Z, 2023-01-31T00:00:00Z]");
     assert_eq!(row(3, "window"), "[2023-01-01T00:00:00Z, 2023-02-01T00:00:00Z)");
     assert_eq!([row(3, "method"), row(3, "files_per_commit"), row(3, "bot_commits")], ["corrected", "1.375", "1"]);
-    assert_eq!([row(0, "issues_share_closed"), row(3, "issues_share_closed")], ["0.8", "0.5"]);
+    assert_eq!([row(0, "issues_closed_percent"), row(3, "issues_closed_percent")], ["80", "50"]);
     assert_eq!([row(2, "tickets"), row(2, "issues_opened"), row(2, "score")], ["skipped: no --issues export", "", "2"]);
     assert_eq!(row(4, "score_over"), "commits contributors files_per_commit");
 
@@ -283,6 +283,29 @@ fn both_methods_side_by_side() {
     assert_eq!(json["libraries"][3]["issues"]["mean_age_days"], 10.5625);
     assert!(json["tool"].as_str().unwrap().starts_with("repo-metrics "));
     assert!(json["differences"].as_array().unwrap().len() >= 5);
+
+    assert!(json["scoring"]["thesis"].as_str().unwrap().contains("the tertile rule and the equal-weight mean are this tool's reading"));
+    assert!(json["scoring"]["corrected"].as_str().unwrap().starts_with("tertile by midrank percentile"));
+    assert_eq!(json["libraries"][0]["commits"]["files_changed"], 10);
+
+    // The page: both methods' tables side by side, every difference, the plot inline, nothing
+    // fetched from elsewhere.
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    let thesis_at = html.find("<h2>thesis method</h2>").expect("the thesis' table");
+    let corrected_at = html.find("<h2>corrected method</h2>").expect("the corrected table");
+    assert!(thesis_at < corrected_at && html[..thesis_at].contains("<div class=\"methods\">"));
+    assert!(html.contains("<tr><td>commits</td><td>8 <small>T3</small></td><td>2 <small>T1</small></td>"));
+    assert!(html.contains("<tr><td>files_per_commit</td><td>1.375 <small>T2</small></td>"));
+    for line in &report.differences {
+        let escaped = line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        assert!(html.contains(&format!("<li>{escaped}</li>")), "the page lacks {line:?}");
+    }
+    assert!(html.contains("Scoring: cut points") && html.contains("this tool's reading"));
+    assert!(html.contains("<svg") && !html.contains("<?xml"));
+    for external in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(external), "the page refers to something outside: {external}");
+    }
 
     let svg = std::fs::read_to_string(svg).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
@@ -329,6 +352,46 @@ fn files_per_commit_over_a_range_as_pydriller() {
     assert!(e.contains("library alpha") && e.contains("commit nosuch of --range nosuch..HEAD"), "{e}");
 }
 
+/// delta, January 2023: the root adds a file and a symlink (2 files); the next turns the
+/// symlink into a file and makes the file executable (pydriller: 3 files, the type change as a
+/// deletion and a creation; corrected: 2); the last renames the file (1).
+fn delta(dir: PathBuf) -> (Repo, [String; 3]) {
+    let mut r = Repo::new(dir);
+    std::fs::write(r.dir.join("a"), "a\n").unwrap();
+    std::os::unix::fs::symlink("a", r.dir.join("link")).unwrap();
+    let root = r.commit(by("x@example.org", "2023-01-02T00:00:00Z"), &[]);
+    std::fs::remove_file(r.dir.join("link")).unwrap();
+    std::fs::write(r.dir.join("link"), "now a file\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(r.dir.join("a"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let second = r.commit(by("x@example.org", "2023-01-03T00:00:00Z"), &[]);
+    r.git(&["mv", "a", "b"], None);
+    let third = r.commit(by("x@example.org", "2023-01-04T00:00:00Z"), &[]);
+    (r, [root, second, third])
+}
+
+#[test]
+fn files_are_counted_as_pydriller_and_ranges_ordered_as_it_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, [root, second, third]) = delta(tmp.path().join("delta"));
+    let out = tmp.path().join("out");
+    let measure = |range: Option<String>| {
+        let mut a = args(&[("delta", &d.dir)], &[], MethodArg::Both, &out);
+        a.ranges = range.iter().map(|r| repo_metrics::parse_range(&format!("delta={r}")).unwrap()).collect();
+        let report = collect(&a.options().unwrap()).unwrap();
+        let [t, c] = [Method::Thesis, Method::Corrected].map(|m| libs(&report, m)[0].commits.clone());
+        (t.files_changed, t.files_per_commit, c.files_changed, c.files_per_commit)
+    };
+    // Over the window: 6 files / 3 = 2 (thesis), 5 / 3 (corrected).
+    assert_eq!(measure(None), (6, 2.0, 5, 5.0 / 3.0));
+    // From the root, as files_per_commit.py: the same 3 commits.
+    assert_eq!(measure(Some(format!("{root}..{third}"))).0, 6);
+    // pydriller swaps FROM and TO when FROM is the newer commit.
+    assert_eq!(measure(Some(format!("{third}..{root}"))).0, 6);
+    assert_eq!(measure(Some(format!("{third}..{second}"))).0, 4);
+    assert_eq!(measure(Some(format!("{second}..{second}"))).0, 3);
+}
+
 #[test]
 fn issue_metrics_are_ranked_when_every_library_has_an_export() {
     let s = setup();
@@ -358,12 +421,12 @@ fn issue_metrics_are_ranked_when_every_library_has_an_export() {
     use Metric::*;
     let issue_tertiles = |m, lib: usize| {
         let t = &libs(&report, m)[lib].tertiles;
-        [IssuesOpened, IssuesClosed, IssuesShareClosed, IssuesMeanAgeDays].map(|k| t.get(&k).copied())
+        [IssuesOpened, IssuesClosed, IssuesClosedPercent, IssuesMeanAgeDays].map(|k| t.get(&k).copied())
     };
     assert_eq!(issue_tertiles(Method::Corrected, 0), [3, 3, 2, 1].map(Some));
     assert_eq!(issue_tertiles(Method::Corrected, 1), [2, 2, 3, 3].map(Some));
     assert_eq!(issue_tertiles(Method::Corrected, 2), [1, 1, 1, 2].map(Some));
-    // Thesis: opened (5, 2, 1), closed (4, 2, 0), share (0.8, 1, 0); gamma's mean age is
+    // Thesis: opened (5, 2, 1), closed (4, 2, 0), closed % (80, 100, 0); gamma's mean age is
     // undefined (no closed ticket: the script would fail), so that metric is not ranked.
     assert_eq!(issue_tertiles(Method::Thesis, 0), [Some(3), Some(3), Some(2), None]);
     assert_eq!(issue_tertiles(Method::Thesis, 1), [Some(2), Some(2), Some(3), None]);
@@ -457,7 +520,12 @@ fn command_line() {
     // Corrected includes all of Jan 2, gamma's first commit (08:00) too.
     let (code, stdout, _) = cmd(&["--method", "both", "--since", "2023-01-01", "--until", "2023-01-02"]);
     assert_eq!(code, Some(1));
-    assert!(stdout.contains("differs: gamma commits: thesis 0 vs corrected 1:"), "{stdout}");
+    let line = "differs: gamma commits: thesis 0 vs corrected 1: the thesis counts merges (0) and ends at 2023-01-02 \
+                00:00:00 UTC; corrected leaves out merges (0) and bot commits (0) and includes the rest of 2023-01-02 (+1 \
+                commits of any kind)";
+    assert!(stdout.contains(line), "{stdout}");
+    assert!(stdout.contains("scoring (thesis): cut points statistics.quantiles(values, n=3)"), "{stdout}");
+    assert!(stdout.contains("scoring (corrected): tertile by midrank percentile"), "{stdout}");
 
     let (code, _, stderr) = cmd(&["--since", "2023-01-01"]);
     assert_eq!(code, Some(2), "{stderr}");
