@@ -118,7 +118,8 @@ pub fn commit_stats(repo: &Path, window: &Window, method: Method, range: Option<
             // pydriller's Repository(since=, to=) asks `git rev-list` for exactly this, with
             // str(datetime) as the dates; git's date limiting, quirks included, decides.
             let at = |d: chrono::NaiveDate| format!("{d} 00:00:00+00:00");
-            let revs = [format!("--since={}", at(window.since)), format!("--until={}", at(window.until)), "HEAD".into()];
+            let revs =
+                [format!("--since={}", at(window.since)), format!("--until={}", at(window.until)), "HEAD".into()];
             let commits = log(repo, &revs)?;
             let ranged = range.map(|r| range_revs(repo, r).and_then(|revs| log(repo, &revs))).transpose()?;
             let (over, files_over) = match (&ranged, range) {

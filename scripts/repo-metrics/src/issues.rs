@@ -114,7 +114,8 @@ fn kind(v: &Value) -> &'static str {
 pub fn basis(window: &Window, method: Method) -> String {
     match method {
         Method::Thesis => format!(
-            "issues and pull requests updated since {}T00:00:00Z, created by {}T00:00:00Z; closed = state closed when exported",
+            "issues and pull requests updated since {}T00:00:00Z, created by {}T00:00:00Z; closed = state closed \
+             when exported",
             window.since, window.until
         ),
         Method::Corrected => format!("issues (no pull requests) created in {}", window.describe(method)),
@@ -137,7 +138,9 @@ fn thesis_stats(issues: &[Issue], window: &Window) -> Result<IssueStats> {
     let mut listed = Vec::new();
     for i in issues {
         let (Some(updated), Some(closed)) = (i.updated, i.state_closed) else {
-            bail!("the thesis method needs `updated_at` and `state` in every item (export with `gh api`, see README.md)");
+            bail!(
+                "the thesis method needs `updated_at` and `state` in every item (export with `gh api`, see README.md)"
+            );
         };
         if updated >= start && i.created <= cutoff {
             listed.push((i, closed));
@@ -231,10 +234,7 @@ mod tests {
         ];
         let thesis = stats(&list, &w, Method::Thesis).unwrap();
         // Ages 70, 1 and 10 days: mean 27; 3 of 3 closed.
-        assert_eq!(
-            thesis,
-            IssueStats { opened: 3, closed: 3, closed_percent: Some(100.0), mean_age_days: Some(27.0) }
-        );
+        assert_eq!(thesis, IssueStats { opened: 3, closed: 3, closed_percent: Some(100.0), mean_age_days: Some(27.0) });
         let corrected = stats(&list, &w, Method::Corrected).unwrap();
         // Two issues created in the window, neither closed by its end, open 1 day and 1 s less.
         assert_eq!((corrected.opened, corrected.closed, corrected.closed_percent), (2, 1, Some(0.0)));

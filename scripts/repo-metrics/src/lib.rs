@@ -314,7 +314,8 @@ pub fn collect(opts: &Options) -> Result<Report> {
     for lib in &opts.libraries {
         let head = git::head(&lib.repo).with_context(|| format!("library {} ({})", lib.name, lib.repo.display()))?;
         heads.push(head);
-        let list = lib.issues.as_deref().map(issues::load).transpose().with_context(|| format!("library {}", lib.name))?;
+        let list =
+            lib.issues.as_deref().map(issues::load).transpose().with_context(|| format!("library {}", lib.name))?;
         tickets.push(list);
     }
     let mut report = Report {
@@ -370,8 +371,7 @@ pub fn collect(opts: &Options) -> Result<Report> {
             report.cut_points = cuts;
         }
     }
-    let skipped: Vec<&str> =
-        opts.libraries.iter().filter(|l| l.issues.is_none()).map(|l| l.name.as_str()).collect();
+    let skipped: Vec<&str> = opts.libraries.iter().filter(|l| l.issues.is_none()).map(|l| l.name.as_str()).collect();
     if !skipped.is_empty() {
         let over: Vec<&str> = report.libraries[0].score_over.iter().map(|m| m.name()).collect();
         report.notes.push(format!(

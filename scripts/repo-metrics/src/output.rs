@@ -86,7 +86,8 @@ pub fn differences(report: &Report) -> Vec<String> {
         }
         if t.tertiles != c.tertiles {
             out.push(format!(
-                "{} tertiles: the thesis cuts at statistics.quantiles(n=3) of its values; corrected ranks by midrank percentile",
+                "{} tertiles: the thesis cuts at statistics.quantiles(n=3) of its values; corrected ranks by midrank \
+                 percentile",
                 t.name
             ));
         }
@@ -149,8 +150,8 @@ fn html_page(report: &Report, svg: &str) -> String {
          .methods{{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}} section{{width:min-content}} \
          table{{border-collapse:collapse;font-size:90%}} th,td{{border:1px solid #bbb;padding:1px 4px;text-align:right;\
          white-space:nowrap}} th:first-child,td:first-child{{text-align:left}} \
-         li{{margin:2px 0;overflow-wrap:anywhere}} svg{{max-width:100%;height:auto}}</style></head><body>\n<h1>{t}</h1>\n\
-         <p>{tool}; methods: {methods}{preset}</p>\n<div class=\"methods\">\n",
+         li{{margin:2px 0;overflow-wrap:anywhere}} svg{{max-width:100%;height:auto}}</style></head><body>\n\
+         <h1>{t}</h1>\n<p>{tool}; methods: {methods}{preset}</p>\n<div class=\"methods\">\n",
         t = esc(&title),
         tool = esc(&report.tool),
         methods = report.methods.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
@@ -159,7 +160,12 @@ fn html_page(report: &Report, svg: &str) -> String {
     for &method in &report.methods {
         let libs: Vec<&LibraryReport> = report.of(method).collect();
         let window = libs.first().map_or(String::new(), |l| l.window.clone());
-        let _ = write!(h, "<section><h2>{} method</h2>\n<p>window {}</p>\n<table>\n<tr><th>metric</th>", method.name(), esc(&window));
+        let _ = write!(
+            h,
+            "<section><h2>{} method</h2>\n<p>window {}</p>\n<table>\n<tr><th>metric</th>",
+            method.name(),
+            esc(&window)
+        );
         for l in &libs {
             let _ = write!(h, "<th>{}</th>", esc(&l.name));
         }
@@ -169,7 +175,9 @@ fn html_page(report: &Report, svg: &str) -> String {
                 let _ = write!(h, "<td>{}</td>", cell(l));
             }
         };
-        row(&mut h, "HEAD", &|l| format!("<code title=\"{0}\">{1}</code>", esc(&l.head), esc(&l.head[..8.min(l.head.len())])));
+        row(&mut h, "HEAD", &|l| {
+            format!("<code title=\"{0}\">{1}</code>", esc(&l.head), esc(&l.head[..8.min(l.head.len())]))
+        });
         row(&mut h, "merges", &|l| l.commits.merges.to_string());
         for m in Metric::ALL {
             row(&mut h, m.name(), &|l| {
@@ -181,7 +189,8 @@ fn html_page(report: &Report, svg: &str) -> String {
         h.push_str("</tr>\n</table>\n<ul>\n");
         for l in &libs {
             let c = &l.commits;
-            let bots = if c.bots.is_empty() { String::new() } else { format!("; bots left out: {}", c.bots.join(", ")) };
+            let bots =
+                if c.bots.is_empty() { String::new() } else { format!("; bots left out: {}", c.bots.join(", ")) };
             let _ = writeln!(
                 h,
                 "<li>{}: files per commit over {}: {} files; tickets: {}; score over {}{}</li>",
@@ -193,7 +202,8 @@ fn html_page(report: &Report, svg: &str) -> String {
                 esc(&bots)
             );
         }
-        let _ = writeln!(h, "</ul>\n<p>Scoring: {}</p></section>", esc(report.scoring.get(&method).copied().unwrap_or("")));
+        let _ =
+            writeln!(h, "</ul>\n<p>Scoring: {}</p></section>", esc(report.scoring.get(&method).copied().unwrap_or("")));
     }
     h.push_str("</div>\n");
     for (heading, lines) in [("Where the methods differ, and why", &report.differences), ("Notes", &report.notes)] {
@@ -246,9 +256,12 @@ fn bar_width(methods: usize) -> f64 {
     0.7 / methods as f64
 }
 
+/// A bar's value and tertile, per library.
+type BarOf<'a> = dyn Fn(&LibraryReport) -> (Option<f64>, Option<u8>) + 'a;
+
 fn panels(report: &Report) -> Vec<Panel> {
     let k = report.methods.len();
-    let bars = |value: &dyn Fn(&LibraryReport) -> (Option<f64>, Option<u8>)| -> Vec<Bar> {
+    let bars = |value: &BarOf| -> Vec<Bar> {
         let mut out = Vec::new();
         for (j, &method) in report.methods.iter().enumerate() {
             for (i, lib) in report.of(method).enumerate() {

@@ -101,7 +101,8 @@ pub fn tertiles(values: &[f64], higher_is_better: bool, method: Method) -> Optio
         Method::Corrected => Some(midrank_tertiles(values, higher_is_better)),
         Method::Thesis => {
             let [low, high] = python_tertile_cuts(values)?;
-            let third = |v: f64| if v < low { 1 } else if v > high { 3 } else { 2 };
+            // Below the first cut 1, above the second 3, else (on or between the cuts) 2.
+            let third = |v: f64| 1 + u8::from(v >= low) + u8::from(v > high);
             Some(values.iter().map(|&v| if higher_is_better { third(v) } else { 4 - third(v) }).collect())
         }
     }

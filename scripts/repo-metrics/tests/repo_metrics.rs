@@ -89,8 +89,8 @@ fn args(repos: &[(&str, &Path)], issues: &[(&str, &Path)], method: MethodArg, ou
 }
 
 /// alpha, January 2023. Thesis (committer date in [Jan 1 00:00:00, Jan 31 00:00:00]): 8
-/// commits with the merge and the bot, 7 raw committer e-mails, 10 files / 8 = 1.25, rounded
-/// 1. Corrected (all of January): 8 commits without merge and bot, 6 authors after .mailmap,
+/// commits with the merge and the bot, 7 raw committer e-mails, 10 files / 8 = 1.25, rounded to
+/// one. Corrected (all of January): 8 commits without merge and bot, 6 authors after .mailmap,
 /// 11 files / 8 = 1.375.
 struct Alpha {
     repo: Repo,
@@ -108,7 +108,12 @@ fn alpha(dir: PathBuf) -> Alpha {
     // One second before the window: neither method.
     let root = r.commit(by("old@example.org", "2022-12-31T23:59:59Z"), &["a.txt", "b.txt"]);
     // The first second; committed through GitHub's web interface (committer noreply@github.com).
-    let web = Who { name: "Ann", email: "ann@example.org", committer: "noreply@github.com", ..by("", "2023-01-01T00:00:00Z") };
+    let web = Who {
+        name: "Ann",
+        email: "ann@example.org",
+        committer: "noreply@github.com",
+        ..by("", "2023-01-01T00:00:00Z")
+    };
     let second = r.commit(web, &["a.txt", "b.txt", "c.txt"]);
     // Authored before the window, committed in it (the committer date decides); the same
     // author in other case, committing herself: one author, a second committer e-mail.
@@ -123,7 +128,10 @@ fn alpha(dir: PathBuf) -> Alpha {
     r.git(&["checkout", "-q", "main"], None);
     r.commit(by("carl@example.org", "2023-01-21T00:00:00Z"), &["e.txt", "f.txt"]);
     // A merge: the thesis counts it (0 files, committer merger@), corrected does not.
-    r.git(&["merge", "-q", "--no-ff", "-m", "merge side", "side"], Some(by("merger@example.org", "2023-01-22T00:00:00Z")));
+    r.git(
+        &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
+        Some(by("merger@example.org", "2023-01-22T00:00:00Z")),
+    );
     let merge = r.git(&["rev-parse", "HEAD"], None);
     // A bot: counted by the thesis (committer noreply@github.com), listed and left out by corrected.
     let bot = "49699333+dependabot[bot]@users.noreply.github.com";
@@ -230,15 +238,22 @@ fn both_methods_side_by_side() {
     assert_eq!(libs(&report, Method::Corrected)[1].issues.as_ref(), Some(&none));
     assert_eq!(libs(&report, Method::Thesis)[2].issues, None);
     assert_eq!(libs(&report, Method::Thesis)[2].tickets, "skipped: no --issues export");
-    assert!(report.notes.iter().any(|n| n.contains("ticket metrics skipped: no --issues export for gamma")
-        && n.ends_with("scores are averaged over commits, contributors, files_per_commit")), "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("ticket metrics skipped: no --issues export for gamma")
+            && n.ends_with("scores are averaged over commits, contributors, files_per_commit")),
+        "{:?}",
+        report.notes
+    );
 
     // gamma has no ticket export: only activity is ranked. The thesis cuts commits (8, 2, 4)
     // at 2.67 and 6.67, contributors (7, 2, 1) at 1.33 and 5.33, files (1, 1, 3) at 1 and 2.33.
     use Metric::*;
     let t = |m: Method, i: usize| libs(&report, m)[i].tertiles.clone();
     let three = |a, b, c| BTreeMap::from([(Commits, a), (Contributors, b), (FilesPerCommit, c)]);
-    assert_eq!([t(Method::Thesis, 0), t(Method::Thesis, 1), t(Method::Thesis, 2)], [three(3, 3, 2), three(1, 2, 2), three(2, 1, 3)]);
+    assert_eq!(
+        [t(Method::Thesis, 0), t(Method::Thesis, 1), t(Method::Thesis, 2)],
+        [three(3, 3, 2), three(1, 2, 2), three(2, 1, 3)]
+    );
     assert_eq!(
         [t(Method::Corrected, 0), t(Method::Corrected, 1), t(Method::Corrected, 2)],
         [three(3, 3, 2), three(1, 2, 1), three(2, 1, 3)]
@@ -252,7 +267,12 @@ fn both_methods_side_by_side() {
 
     // One line per differing value, saying why.
     let d = &report.differences;
-    assert!(d.iter().any(|l| l.starts_with("alpha contributors: thesis 7 vs corrected 6: the thesis counts distinct raw committer")), "{d:?}");
+    assert!(
+        d.iter()
+            .any(|l| l
+                .starts_with("alpha contributors: thesis 7 vs corrected 6: the thesis counts distinct raw committer")),
+        "{d:?}"
+    );
     // 8 commits either way (the merge and the bot against the last day): no line.
     assert!(!d.iter().any(|l| l.starts_with("alpha commits:")), "{d:?}");
     assert!(d.iter().any(|l| l.starts_with("alpha issues_mean_age_days: thesis 17 vs corrected 10.5625")), "{d:?}");
@@ -262,7 +282,10 @@ fn both_methods_side_by_side() {
     let [csv, json, svg, html] = repo_metrics::report_files(&s.out());
     let mut csv = csv::Reader::from_path(csv).unwrap();
     let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header[..10], ["method", "library", "repo", "head", "window", "merges", "bot_commits", "bots", "files_over", "tickets"]);
+    assert_eq!(
+        header[..10],
+        ["method", "library", "repo", "head", "window", "merges", "bot_commits", "bots", "files_over", "tickets"]
+    );
     assert_eq!(header.last().unwrap(), "score_over");
     let rows: Vec<BTreeMap<String, String>> = csv.deserialize().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 6);
@@ -284,7 +307,10 @@ fn both_methods_side_by_side() {
     assert!(json["tool"].as_str().unwrap().starts_with("repo-metrics "));
     assert!(json["differences"].as_array().unwrap().len() >= 5);
 
-    assert!(json["scoring"]["thesis"].as_str().unwrap().contains("the tertile rule and the equal-weight mean are this tool's reading"));
+    assert!(json["scoring"]["thesis"]
+        .as_str()
+        .unwrap()
+        .contains("the tertile rule and the equal-weight mean are this tool's reading"));
     assert!(json["scoring"]["corrected"].as_str().unwrap().starts_with("tertile by midrank percentile"));
     assert_eq!(json["libraries"][0]["commits"]["files_changed"], 10);
 
@@ -403,12 +429,15 @@ fn issue_metrics_are_ranked_when_every_library_has_an_export() {
     // beta: two issues closed after a day each; gamma: one still open, two days before the end.
     let beta = write(
         "beta.json",
-        r#"[{"created_at":"2023-01-02T00:00:00Z","closed_at":"2023-01-03T00:00:00Z","updated_at":"2023-01-03T00:00:00Z","state":"closed"},
-            {"created_at":"2023-01-05T00:00:00Z","closed_at":"2023-01-06T00:00:00Z","updated_at":"2023-01-06T00:00:00Z","state":"closed"}]"#,
+        r#"[{"created_at":"2023-01-02T00:00:00Z","closed_at":"2023-01-03T00:00:00Z",
+             "updated_at":"2023-01-03T00:00:00Z","state":"closed"},
+            {"created_at":"2023-01-05T00:00:00Z","closed_at":"2023-01-06T00:00:00Z",
+             "updated_at":"2023-01-06T00:00:00Z","state":"closed"}]"#,
     );
     let gamma = write(
         "gamma.json",
-        r#"[[{"created_at":"2023-01-29T00:00:00Z","closed_at":null,"updated_at":"2023-01-29T00:00:00Z","state":"open"}]]"#,
+        r#"[[{"created_at":"2023-01-29T00:00:00Z","closed_at":null,
+              "updated_at":"2023-01-29T00:00:00Z","state":"open"}]]"#,
     );
     let alpha = fixture("issues-alpha.json");
     let opts = args(&s.repos(), &[("alpha", &alpha), ("beta", &beta), ("gamma", &gamma)], MethodArg::Both, &s.out())
@@ -498,7 +527,11 @@ fn command_line() {
             .args(extra)
             .output()
             .unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (code, stdout, stderr) = cmd(&["--since", "2023-01-01", "--until", "2023-01-31"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
@@ -512,7 +545,11 @@ fn command_line() {
     let empty = ["--method", "thesis", "--since", "2023-01-01", "--until", "2023-01-02"];
     let (code, stdout, stderr) = cmd(&empty);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert!(stderr.contains("warning: thesis: no commit of beta in the window [2023-01-01T00:00:00Z, 2023-01-02T00:00:00Z]"), "{stderr}");
+    assert!(
+        stderr
+            .contains("warning: thesis: no commit of beta in the window [2023-01-01T00:00:00Z, 2023-01-02T00:00:00Z]"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--allow-empty"), "{stderr}");
     assert!(stdout.contains("thesis beta: 0 commits"), "{stdout}");
     let (code, _, stderr) = cmd(&[&empty[..], &["--allow-empty"]].concat());
@@ -520,9 +557,9 @@ fn command_line() {
     // Corrected includes all of Jan 2, gamma's first commit (08:00) too.
     let (code, stdout, _) = cmd(&["--method", "both", "--since", "2023-01-01", "--until", "2023-01-02"]);
     assert_eq!(code, Some(1));
-    let line = "differs: gamma commits: thesis 0 vs corrected 1: the thesis counts merges (0) and ends at 2023-01-02 \
-                00:00:00 UTC; corrected leaves out merges (0) and bot commits (0) and includes the rest of 2023-01-02 (+1 \
-                commits of any kind)";
+    let line = "differs: gamma commits: thesis 0 vs corrected 1: the thesis counts merges (0) and ends at \
+                2023-01-02 00:00:00 UTC; corrected leaves out merges (0) and bot commits (0) and includes the rest of \
+                2023-01-02 (+1 commits of any kind)";
     assert!(stdout.contains(line), "{stdout}");
     assert!(stdout.contains("scoring (thesis): cut points statistics.quantiles(values, n=3)"), "{stdout}");
     assert!(stdout.contains("scoring (corrected): tertile by midrank percentile"), "{stdout}");
