@@ -1,4 +1,4 @@
-//! Commit activity of a local clone, read with `git log --numstat`.
+//! Commit activity of a local clone, read with `git log --raw`.
 //!
 //! The git command line rather than git2/gix: the clones to measure are made with git anyway,
 //! `git log` gives exactly the data needed, the thesis' pydriller itself asks git (`git
@@ -79,7 +79,7 @@ impl Commit {
 }
 
 /// Field and record separators in `git log --format`: bytes that do not occur in e-mail
-/// addresses, hashes or numbers, nor at the start of a numstat line.
+/// addresses, hashes or numbers, nor at the start of a `--raw` line.
 const FIELD: char = '\x1f';
 const RECORD: char = '\x1e';
 /// %aN/%aE follow .mailmap whatever the options; %ce is the raw committer e-mail (with
