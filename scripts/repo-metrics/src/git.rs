@@ -1,4 +1,4 @@
-//! Commit activity of a local clone, read with `git log --numstat`.
+//! Commit activity of a local clone, read with `git log --raw`.
 //!
 //! The git command line rather than git2/gix: the clones to measure are made with git anyway,
 //! `git log` gives exactly the data needed, the thesis' pydriller itself asks git (`git
@@ -41,6 +41,9 @@ pub struct CommitStats {
     /// Files changed per commit (thesis: over `files_over`, merges as 0, rounded to a whole
     /// number; corrected: over the commits counted, unrounded). 0 without commits.
     pub files_per_commit: f64,
+    /// The total `files_per_commit` is the mean of (thesis: pydriller's modified files, a
+    /// change between file and symlink counting twice).
+    pub files_changed: u64,
     /// What `files_per_commit` averages over.
     pub files_over: String,
     /// Corrected: bot identities (author e-mails) whose commits were left out.
@@ -60,12 +63,23 @@ pub(crate) struct Commit {
     pub committer_email: String,
     /// Committer time, Unix seconds.
     pub time: i64,
-    /// Files changed against the first parent (0 for merges, as pydriller has it).
+    /// Files changed against the first parent, one per `--raw` entry, a rename being one (0 for
+    /// merges, as pydriller has it).
     pub files: u64,
+    /// Of those, the ones changing type (file, symlink, submodule): `git diff -p`, whose entries
+    /// pydriller counts through GitPython, splits each into a deletion and a creation.
+    pub type_changes: u64,
+}
+
+impl Commit {
+    /// pydriller's `len(commit.modified_files)`.
+    fn pydriller_files(&self) -> u64 {
+        self.files + self.type_changes
+    }
 }
 
 /// Field and record separators in `git log --format`: bytes that do not occur in e-mail
-/// addresses, hashes or numbers, nor at the start of a numstat line.
+/// addresses, hashes or numbers, nor at the start of a `--raw` line.
 const FIELD: char = '\x1f';
 const RECORD: char = '\x1e';
 /// %aN/%aE follow .mailmap whatever the options; %ce is the raw committer e-mail (with
@@ -104,20 +118,22 @@ pub fn commit_stats(repo: &Path, window: &Window, method: Method, range: Option<
             // pydriller's Repository(since=, to=) asks `git rev-list` for exactly this, with
             // str(datetime) as the dates; git's date limiting, quirks included, decides.
             let at = |d: chrono::NaiveDate| format!("{d} 00:00:00+00:00");
-            let revs = [format!("--since={}", at(window.since)), format!("--until={}", at(window.until)), "HEAD".into()];
+            let revs =
+                [format!("--since={}", at(window.since)), format!("--until={}", at(window.until)), "HEAD".into()];
             let commits = log(repo, &revs)?;
             let ranged = range.map(|r| range_revs(repo, r).and_then(|revs| log(repo, &revs))).transpose()?;
             let (over, files_over) = match (&ranged, range) {
                 (Some(list), Some(r)) => (list, format!("range {r} ({} commits)", list.len())),
                 _ => (&commits, "the window".to_string()),
             };
-            let files: u64 = over.iter().map(|c| c.files).sum();
+            let files: u64 = over.iter().map(Commit::pydriller_files).sum();
             let committers: BTreeSet<&str> = commits.iter().map(|c| c.committer_email.as_str()).collect();
             Ok(CommitStats {
                 commits: commits.len() as u64,
                 merges: commits.iter().filter(|c| c.parents > 1).count() as u64,
                 contributors: committers.len() as u64,
                 files_per_commit: round_half_even(files, over.len() as u64) as f64,
+                files_changed: files,
                 files_over,
                 bots: Vec::new(),
                 bot_commits: 0,
@@ -140,6 +156,7 @@ pub fn commit_stats(repo: &Path, window: &Window, method: Method, range: Option<
                 merges: merges.len() as u64,
                 contributors: authors.len() as u64,
                 files_per_commit: if n == 0 { 0.0 } else { files as f64 / n as f64 },
+                files_changed: files,
                 files_over: "the commits counted".into(),
                 bots: bot_ids.into_iter().collect(),
                 bot_commits: bots.len() as u64,
@@ -170,38 +187,55 @@ pub fn round_half_even(a: u64, b: u64) -> u64 {
     }
 }
 
-/// The revisions pydriller 2.5's `from_commit`/`to_commit` pass to `git rev-list`: commits on
-/// the ancestry path of FROM, FROM included (its parents excluded, or FROM itself given when
-/// it is a root), up to TO.
+/// The revisions pydriller 2.5.1 passes to `git rev-list` for `from_commit`/`to_commit`
+/// (`ProcessMetric` and `Conf.build_args`): the same string twice is that commit alone;
+/// otherwise FROM and TO are swapped unless FROM is the older (committer date, then author
+/// date), and the range is `--ancestry-path=FROM`, FROM's parents excluded (none for a root:
+/// then FROM is not named again), up to TO.
 fn range_revs(repo: &Path, range: &CommitRange) -> Result<Vec<String>> {
-    let resolve = |rev: &str| -> Result<Vec<String>> {
-        let line = git(repo, &["rev-list", "--parents", "-n", "1", &format!("{rev}^{{commit}}"), "--"])
+    struct Rev {
+        hash: String,
+        parents: Vec<String>,
+        /// Committer and author time, Unix seconds.
+        dates: (i64, i64),
+    }
+    let resolve = |rev: &str| -> Result<Rev> {
+        let spec = format!("{rev}^{{commit}}");
+        let line = git(repo, &["log", "--no-walk", "--format=%H%x1f%P%x1f%ct%x1f%at", &spec, "--"])
             .with_context(|| format!("commit {rev} of --range {range}"))?;
-        Ok(line.split_whitespace().map(str::to_string).collect())
+        let fields: Vec<&str> = line.trim().split(FIELD).collect();
+        let [hash, parents, committed, authored] = fields[..] else {
+            bail!("commit {rev} of --range {range}: unexpected `git log` output {line:?}");
+        };
+        let date = |s: &str| s.parse::<i64>().with_context(|| format!("commit {hash}: time {s:?}"));
+        let parents = parents.split_whitespace().map(str::to_string).collect();
+        Ok(Rev { hash: hash.into(), parents, dates: (date(committed)?, date(authored)?) })
     };
-    let from = resolve(&range.from)?;
-    let to = resolve(&range.to)?.swap_remove(0);
-    if from[0] == to {
-        // pydriller then analyses that single commit.
-        return Ok(vec!["-n".into(), "1".into(), to]);
+    if range.from == range.to {
+        return Ok(vec!["-n".into(), "1".into(), resolve(&range.to)?.hash]);
     }
-    let mut revs = vec![format!("--ancestry-path={}", from[0])];
-    match &from[1..] {
-        [] => revs.push(from[0].clone()),
-        parents => revs.extend(parents.iter().map(|p| format!("^{p}"))),
+    let (mut from, mut to) = (resolve(&range.from)?, resolve(&range.to)?);
+    // `_is_commit_before`: tuples compare the committer dates first, then the author dates.
+    if from.dates >= to.dates {
+        std::mem::swap(&mut from, &mut to);
     }
-    revs.push(to);
+    let mut revs = vec![format!("--ancestry-path={}", from.hash)];
+    revs.extend(from.parents.iter().map(|p| format!("^{p}")));
+    revs.push(to.hash);
     Ok(revs)
 }
 
-/// `git log` of `revs` (revisions and limiting options) with [`FORMAT`] and numstat.
+/// `git log` of `revs` (revisions and limiting options) with [`FORMAT`] and the raw diff.
 fn log(repo: &Path, revs: &[String]) -> Result<Vec<Commit>> {
     let mut args: Vec<&str> = vec![
         "-c",
         "log.showSignature=false",
         "log",
         "--no-mailmap",
-        "--numstat",
+        // One line per changed file, with both modes: no line counts, so no blob is read but
+        // for rename detection.
+        "--raw",
+        "--no-abbrev",
         // GitPython's diff, which pydriller counts files with, passes -M.
         "--find-renames",
         "--root",
@@ -227,14 +261,29 @@ pub(crate) fn parse_log(log: &str) -> Result<Vec<Commit>> {
             bail!("unexpected `git log` header line {header:?}");
         };
         let time: i64 = time.parse().with_context(|| format!("commit {hash}: committer time {time:?}"))?;
+        let (mut files, mut type_changes) = (0, 0);
+        // `:OLD_MODE NEW_MODE OLD NEW STATUS\tPATH[\tPATH]`, one per file.
+        for line in lines.filter(|l| !l.is_empty()) {
+            let modes = line.strip_prefix(':').and_then(|l| {
+                let mut m = l.split(' ').map(|m| u32::from_str_radix(m, 8));
+                Some((m.next()?.ok()?, m.next()?.ok()?))
+            });
+            let Some((old, new)) = modes else { bail!("commit {hash}: unexpected `git log --raw` line {line:?}") };
+            files += 1;
+            // diff.c's run_diff: both sides present with different S_IFMT.
+            const S_IFMT: u32 = 0o170000;
+            if old != 0 && new != 0 && old & S_IFMT != new & S_IFMT {
+                type_changes += 1;
+            }
+        }
         commits.push(Commit {
             parents: parents.split_whitespace().count(),
             author_name: author_name.into(),
             author_email: author_email.into(),
             committer_email: committer_email.into(),
             time,
-            // One numstat line per file, renames and binary files (`-\t-\tpath`) included.
-            files: lines.filter(|l| !l.is_empty()).count() as u64,
+            files,
+            type_changes,
         });
     }
     Ok(commits)
@@ -263,12 +312,20 @@ mod tests {
 
     #[test]
     fn parses_records() {
-        let log = "\x1ea\x1f\x1fAnn\x1fA@x.org\x1fc@x.org\x1f5\n\n1\t0\tsrc/a.rs\n-\t-\tlogo.png\n\
+        let log = "\x1ea\x1f\x1fAnn\x1fA@x.org\x1fc@x.org\x1f5\n\n\
+                   :000000 100644 0000 1111 A\tsrc/a.rs\n\
+                   :100644 100644 2222 2222 R100\told.png\tlogo.png\n\
+                   :120000 100644 3333 4444 T\tREADME.md\n\
+                   :100644 100755 5555 5555 M\trun.sh\n\
                    \x1eb\x1fp q\x1fBob\x1fb@x.org\x1fnoreply@github.com\x1f6\n";
         let c = parse_log(log).unwrap();
-        assert_eq!((c[0].parents, c[0].files, c[0].time, c[0].committer_email.as_str()), (0, 2, 5, "c@x.org"));
+        assert_eq!((c[0].parents, c[0].files, c[0].time, c[0].committer_email.as_str()), (0, 4, 5, "c@x.org"));
+        // The symlink that became a file is two of pydriller's files; a mode change is not.
+        assert_eq!((c[0].type_changes, c[0].pydriller_files()), (1, 5));
         assert_eq!((c[1].parents, c[1].files, c[1].author_name.as_str()), (2, 0, "Bob"));
         assert!(parse_log("\x1ebroken\n").is_err());
+        let e = parse_log("\x1ea\x1f\x1fA\x1fa@x\x1fa@x\x1f5\n1\t0\ta.rs\n").unwrap_err().to_string();
+        assert!(e.contains("unexpected `git log --raw` line"), "{e}");
         assert!(parse_log("").unwrap().is_empty());
     }
 

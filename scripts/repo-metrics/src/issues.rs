@@ -38,9 +38,10 @@ pub struct IssueStats {
     /// Thesis: of those, the ones closed when exported. Corrected: issues closed in the window,
     /// whenever created.
     pub closed: u64,
-    /// Thesis: closed / opened, floored to a whole percent. Corrected: of the issues created in
-    /// the window, the share closed by its end. None: nothing opened.
-    pub share_closed: Option<f64>,
+    /// Percent closed. Thesis: closed / opened, floored to a whole percent (the script's
+    /// `closed (%)`, the values `quantiles.py` cuts). Corrected: of the issues created in the
+    /// window, the percentage closed by its end. None: nothing opened.
+    pub closed_percent: Option<f64>,
     /// Thesis: mean whole days from creation to closing of the closed tickets, truncated.
     /// Corrected: of the issues created in the window, the mean days each stayed open, up to
     /// the window's end for those still open then. None: nothing to average.
@@ -113,7 +114,8 @@ fn kind(v: &Value) -> &'static str {
 pub fn basis(window: &Window, method: Method) -> String {
     match method {
         Method::Thesis => format!(
-            "issues and pull requests updated since {}T00:00:00Z, created by {}T00:00:00Z; closed = state closed when exported",
+            "issues and pull requests updated since {}T00:00:00Z, created by {}T00:00:00Z; closed = state closed \
+             when exported",
             window.since, window.until
         ),
         Method::Corrected => format!("issues (no pull requests) created in {}", window.describe(method)),
@@ -136,7 +138,9 @@ fn thesis_stats(issues: &[Issue], window: &Window) -> Result<IssueStats> {
     let mut listed = Vec::new();
     for i in issues {
         let (Some(updated), Some(closed)) = (i.updated, i.state_closed) else {
-            bail!("the thesis method needs `updated_at` and `state` in every item (export with `gh api`, see README.md)");
+            bail!(
+                "the thesis method needs `updated_at` and `state` in every item (export with `gh api`, see README.md)"
+            );
         };
         if updated >= start && i.created <= cutoff {
             listed.push((i, closed));
@@ -151,7 +155,7 @@ fn thesis_stats(issues: &[Issue], window: &Window) -> Result<IssueStats> {
     Ok(IssueStats {
         opened,
         closed,
-        share_closed: (opened > 0).then(|| (closed * 100 / opened) as f64 / 100.0),
+        closed_percent: (opened > 0).then(|| (closed * 100 / opened) as f64),
         // The script fails without a closed ticket; no value here.
         mean_age_days: (closed > 0).then(|| (days.iter().sum::<i64>() / closed as i64) as f64),
     })
@@ -163,7 +167,7 @@ fn corrected_stats(issues: &[Issue], window: &Window) -> IssueStats {
     let opened: Vec<&Issue> = issues.iter().copied().filter(|i| window.contains(i.created)).collect();
     let closed = issues.iter().filter(|i| i.closed.is_some_and(|t| window.contains(t))).count() as u64;
     let n = opened.len() as f64;
-    let (share_closed, mean_age_days) = if opened.is_empty() {
+    let (closed_percent, mean_age_days) = if opened.is_empty() {
         (None, None)
     } else {
         let closed_by_end = opened.iter().filter(|i| i.closed.is_some_and(|t| t < end)).count() as f64;
@@ -171,9 +175,9 @@ fn corrected_stats(issues: &[Issue], window: &Window) -> IssueStats {
         // on when the export was made.
         let open_until = |i: &Issue| i.closed.map_or(end, |t| t.min(end));
         let days: f64 = opened.iter().map(|i| (open_until(i) - i.created) as f64 / 86_400.0).sum();
-        (Some(closed_by_end / n), Some(days / n))
+        (Some(100.0 * closed_by_end / n), Some(days / n))
     };
-    IssueStats { opened: opened.len() as u64, closed, share_closed, mean_age_days }
+    IssueStats { opened: opened.len() as u64, closed, closed_percent, mean_age_days }
 }
 
 #[cfg(test)]
@@ -230,18 +234,15 @@ mod tests {
         ];
         let thesis = stats(&list, &w, Method::Thesis).unwrap();
         // Ages 70, 1 and 10 days: mean 27; 3 of 3 closed.
-        assert_eq!(
-            thesis,
-            IssueStats { opened: 3, closed: 3, share_closed: Some(1.0), mean_age_days: Some(27.0) }
-        );
+        assert_eq!(thesis, IssueStats { opened: 3, closed: 3, closed_percent: Some(100.0), mean_age_days: Some(27.0) });
         let corrected = stats(&list, &w, Method::Corrected).unwrap();
         // Two issues created in the window, neither closed by its end, open 1 day and 1 s less.
-        assert_eq!((corrected.opened, corrected.closed, corrected.share_closed), (2, 1, Some(0.0)));
+        assert_eq!((corrected.opened, corrected.closed, corrected.closed_percent), (2, 1, Some(0.0)));
         assert!((corrected.mean_age_days.unwrap() - (2.0 * 86_400.0 - 1.0) / 86_400.0 / 2.0).abs() < 1e-12);
         // Two of three closed: 66 %, floored.
         let two_of_three = [list[0], list[1], ticket("2023-01-05T00:00:00Z", None, "2023-01-06T00:00:00Z", false)];
         let t = stats(&two_of_three, &w, Method::Thesis).unwrap();
-        assert_eq!((t.share_closed, t.mean_age_days), (Some(0.66), Some(35.0)));
+        assert_eq!((t.closed_percent, t.mean_age_days), (Some(66.0), Some(35.0)));
         let open_only = [two_of_three[2]];
         assert_eq!(stats(&open_only, &w, Method::Thesis).unwrap().mean_age_days, None);
         let bare = parse(r#"[{"created_at":"2023-01-02T00:00:00Z","closed_at":null}]"#).unwrap();

@@ -88,7 +88,7 @@ pub struct Args {
     /// Exit successfully even when a library has no commit in the window.
     #[arg(long)]
     pub allow_empty: bool,
-    /// Directory for repo-metrics.csv, repo-metrics.json and repo-metrics.svg.
+    /// Directory for repo-metrics.csv, .json, .svg and .html.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
@@ -284,6 +284,8 @@ pub struct Report {
     pub libraries: Vec<LibraryReport>,
     /// Thesis method: the cut points `statistics.quantiles(values, n=3)` gives per metric.
     pub cut_points: BTreeMap<Metric, [f64; 2]>,
+    /// Per method, how tertiles and scores are made, and what of that is known of the thesis.
+    pub scoring: BTreeMap<Method, &'static str>,
     /// Skipped metrics, empty windows.
     pub notes: Vec<String>,
     /// `--method both`: one line per value that differs between the methods, and why.
@@ -312,7 +314,8 @@ pub fn collect(opts: &Options) -> Result<Report> {
     for lib in &opts.libraries {
         let head = git::head(&lib.repo).with_context(|| format!("library {} ({})", lib.name, lib.repo.display()))?;
         heads.push(head);
-        let list = lib.issues.as_deref().map(issues::load).transpose().with_context(|| format!("library {}", lib.name))?;
+        let list =
+            lib.issues.as_deref().map(issues::load).transpose().with_context(|| format!("library {}", lib.name))?;
         tickets.push(list);
     }
     let mut report = Report {
@@ -322,6 +325,7 @@ pub fn collect(opts: &Options) -> Result<Report> {
         window: opts.window,
         libraries: Vec::new(),
         cut_points: BTreeMap::new(),
+        scoring: opts.methods.iter().map(|&m| (m, rank::scoring(m))).collect(),
         notes: Vec::new(),
         differences: Vec::new(),
     };
@@ -367,8 +371,7 @@ pub fn collect(opts: &Options) -> Result<Report> {
             report.cut_points = cuts;
         }
     }
-    let skipped: Vec<&str> =
-        opts.libraries.iter().filter(|l| l.issues.is_none()).map(|l| l.name.as_str()).collect();
+    let skipped: Vec<&str> = opts.libraries.iter().filter(|l| l.issues.is_none()).map(|l| l.name.as_str()).collect();
     if !skipped.is_empty() {
         let over: Vec<&str> = report.libraries[0].score_over.iter().map(|m| m.name()).collect();
         report.notes.push(format!(
@@ -385,10 +388,11 @@ pub fn collect(opts: &Options) -> Result<Report> {
 pub const CSV_FILE: &str = "repo-metrics.csv";
 pub const JSON_FILE: &str = "repo-metrics.json";
 pub const SVG_FILE: &str = "repo-metrics.svg";
+pub const HTML_FILE: &str = "repo-metrics.html";
 
 /// Paths of the report files in `dir`.
-pub fn report_files(dir: &Path) -> [PathBuf; 3] {
-    [CSV_FILE, JSON_FILE, SVG_FILE].map(|f| dir.join(f))
+pub fn report_files(dir: &Path) -> [PathBuf; 4] {
+    [CSV_FILE, JSON_FILE, SVG_FILE, HTML_FILE].map(|f| dir.join(f))
 }
 
 /// The whole command (also `harness repo-metrics`): compute, write the files, print a summary;
@@ -410,6 +414,9 @@ pub fn run_cli(args: &Args) -> Result<()> {
     }
     for line in &report.differences {
         println!("differs: {line}");
+    }
+    for (method, rule) in &report.scoring {
+        println!("scoring ({}): {rule}", method.name());
     }
     for note in &report.notes {
         eprintln!("{note}");

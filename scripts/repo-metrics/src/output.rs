@@ -1,7 +1,9 @@
 //! The report files: a CSV table (one row per method and library), the JSON of the [`Report`],
-//! and an SVG plot with one bar chart per metric and one of the scores (a bar per method), and
+//! an SVG plot with one bar chart per metric and one of the scores (a bar per method), and an
+//! HTML page with the methods' tables side by side, the differences and the plot inline; and
 //! the one-line explanations of where the methods' values differ.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -9,7 +11,7 @@ use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::{LibraryReport, Method, Metric, Report, Window, CSV_FILE, JSON_FILE, SVG_FILE};
+use crate::{LibraryReport, Method, Metric, Report, Window, CSV_FILE, HTML_FILE, JSON_FILE, SVG_FILE};
 
 /// The plot's text is laid out with this font (Debian package fonts-dejavu-core).
 pub const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
@@ -23,7 +25,10 @@ pub fn write(report: &Report, dir: &Path) -> Result<()> {
     let text = serde_json::to_string_pretty(report)? + "\n";
     std::fs::write(&json, text).with_context(|| format!("writing {}", json.display()))?;
     let svg = dir.join(SVG_FILE);
-    plot(report, &svg).with_context(|| format!("plotting {}", svg.display()))
+    plot(report, &svg).with_context(|| format!("plotting {}", svg.display()))?;
+    let html = dir.join(HTML_FILE);
+    let page = html_page(report, &std::fs::read_to_string(&svg)?);
+    std::fs::write(&html, page).with_context(|| format!("writing {}", html.display()))
 }
 
 /// Rounded to `decimals`, shortest form ("2", "0.5", "3.3333"); empty when absent.
@@ -81,7 +86,8 @@ pub fn differences(report: &Report) -> Vec<String> {
         }
         if t.tertiles != c.tertiles {
             out.push(format!(
-                "{} tertiles: the thesis cuts at statistics.quantiles(n=3) of its values; corrected ranks by midrank percentile",
+                "{} tertiles: the thesis cuts at statistics.quantiles(n=3) of its values; corrected ranks by midrank \
+                 percentile",
                 t.name
             ));
         }
@@ -93,11 +99,20 @@ fn why(metric: Metric, t: &LibraryReport, c: &LibraryReport, w: &Window) -> Stri
     let tickets = "the thesis lists tickets (pull requests included) updated since the start and created by the \
                    cutoff, closed meaning closed when exported; corrected counts issues of the window";
     match metric {
-        Metric::Commits => format!(
-            "the thesis counts merges ({}) and ends at {} 00:00:00 UTC; corrected leaves out merges ({}) and bot \
-             commits ({}) and includes all of {}",
-            t.commits.merges, w.until, c.commits.merges, c.commits.bot_commits, w.until
-        ),
+        Metric::Commits => {
+            // Commits of any kind in the corrected window beyond the thesis' ones: the end day's.
+            let all = (c.commits.commits + c.commits.merges + c.commits.bot_commits) as i64;
+            format!(
+                "the thesis counts merges ({}) and ends at {} 00:00:00 UTC; corrected leaves out merges ({}) and bot \
+                 commits ({}) and includes the rest of {} ({:+} commits of any kind)",
+                t.commits.merges,
+                w.until,
+                c.commits.merges,
+                c.commits.bot_commits,
+                w.until,
+                all - t.commits.commits as i64
+            )
+        }
         Metric::Contributors => format!(
             "the thesis counts distinct raw committer e-mails (noreply@github.com included); corrected counts \
              author e-mails through .mailmap, lower-cased, without bots ({})",
@@ -109,12 +124,102 @@ fn why(metric: Metric, t: &LibraryReport, c: &LibraryReport, w: &Window) -> Stri
             t.commits.files_over, c.commits.files_over
         ),
         Metric::IssuesOpened | Metric::IssuesClosed => format!("{tickets} (created, resp. closed, in it)"),
-        Metric::IssuesShareClosed => format!("{tickets}; the thesis floors to a whole percent"),
+        Metric::IssuesClosedPercent => format!("{tickets}; the thesis floors to a whole percent"),
         Metric::IssuesMeanAgeDays => format!(
             "{tickets}; the thesis averages whole days over closed tickets only, truncated; corrected averages \
              exact days over the issues created, open ones up to the window's end"
         ),
     }
+}
+
+/// `&`, `<`, `>` and `"` as HTML entities.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A page that opens from disk without network: per method a table (metrics down, libraries
+/// across; value and tertile), side by side; the differences, the scoring and the notes, one
+/// line each; the plot inline.
+fn html_page(report: &Report, svg: &str) -> String {
+    let title = format!("Repository metrics, {} to {}", report.window.since, report.window.until);
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>\
+         body{{font-family:sans-serif;margin:1em}} \
+         .methods{{display:flex;flex-wrap:wrap;gap:2em;align-items:flex-start}} section{{width:min-content}} \
+         table{{border-collapse:collapse;font-size:90%}} th,td{{border:1px solid #bbb;padding:1px 4px;text-align:right;\
+         white-space:nowrap}} th:first-child,td:first-child{{text-align:left}} \
+         li{{margin:2px 0;overflow-wrap:anywhere}} svg{{max-width:100%;height:auto}}</style></head><body>\n\
+         <h1>{t}</h1>\n<p>{tool}; methods: {methods}{preset}</p>\n<div class=\"methods\">\n",
+        t = esc(&title),
+        tool = esc(&report.tool),
+        methods = report.methods.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+        preset = report.preset.map_or(String::new(), |_| "; preset: thesis".into()),
+    );
+    for &method in &report.methods {
+        let libs: Vec<&LibraryReport> = report.of(method).collect();
+        let window = libs.first().map_or(String::new(), |l| l.window.clone());
+        let _ = write!(
+            h,
+            "<section><h2>{} method</h2>\n<p>window {}</p>\n<table>\n<tr><th>metric</th>",
+            method.name(),
+            esc(&window)
+        );
+        for l in &libs {
+            let _ = write!(h, "<th>{}</th>", esc(&l.name));
+        }
+        let row = |h: &mut String, name: &str, cell: &dyn Fn(&LibraryReport) -> String| {
+            let _ = write!(h, "</tr>\n<tr><td>{name}</td>");
+            for l in &libs {
+                let _ = write!(h, "<td>{}</td>", cell(l));
+            }
+        };
+        row(&mut h, "HEAD", &|l| {
+            format!("<code title=\"{0}\">{1}</code>", esc(&l.head), esc(&l.head[..8.min(l.head.len())]))
+        });
+        row(&mut h, "merges", &|l| l.commits.merges.to_string());
+        for m in Metric::ALL {
+            row(&mut h, m.name(), &|l| {
+                let value = l.value(m).map_or("–".into(), |v| number(Some(v), 4));
+                l.tertiles.get(&m).map_or(value.clone(), |t| format!("{value} <small>T{t}</small>"))
+            });
+        }
+        row(&mut h, "<b>score</b>", &|l| l.score.map_or("–".into(), |s| format!("<b>{}</b>", number(Some(s), 2))));
+        h.push_str("</tr>\n</table>\n<ul>\n");
+        for l in &libs {
+            let c = &l.commits;
+            let bots =
+                if c.bots.is_empty() { String::new() } else { format!("; bots left out: {}", c.bots.join(", ")) };
+            let _ = writeln!(
+                h,
+                "<li>{}: files per commit over {}: {} files; tickets: {}; score over {}{}</li>",
+                esc(&l.name),
+                esc(&c.files_over),
+                c.files_changed,
+                esc(&l.tickets),
+                l.score_over.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+                esc(&bots)
+            );
+        }
+        let _ =
+            writeln!(h, "</ul>\n<p>Scoring: {}</p></section>", esc(report.scoring.get(&method).copied().unwrap_or("")));
+    }
+    h.push_str("</div>\n");
+    for (heading, lines) in [("Where the methods differ, and why", &report.differences), ("Notes", &report.notes)] {
+        if !lines.is_empty() {
+            let _ = writeln!(h, "<h2>{heading}</h2>\n<ul>");
+            for line in lines {
+                let _ = writeln!(h, "<li>{}</li>", esc(line));
+            }
+            h.push_str("</ul>\n");
+        }
+    }
+    // The plot as plotters wrote it, minus an XML declaration (not allowed inside HTML).
+    let svg = svg.trim_start();
+    let svg = if svg.starts_with("<?xml") { svg.split_once("?>").map_or(svg, |(_, rest)| rest) } else { svg };
+    let _ = write!(h, "<h2>Plot</h2>\n{}\n</body></html>\n", svg.trim());
+    h
 }
 
 /// plotters lays text out with ab_glyph, which knows only registered fonts.
@@ -151,9 +256,12 @@ fn bar_width(methods: usize) -> f64 {
     0.7 / methods as f64
 }
 
+/// A bar's value and tertile, per library.
+type BarOf<'a> = dyn Fn(&LibraryReport) -> (Option<f64>, Option<u8>) + 'a;
+
 fn panels(report: &Report) -> Vec<Panel> {
     let k = report.methods.len();
-    let bars = |value: &dyn Fn(&LibraryReport) -> (Option<f64>, Option<u8>)| -> Vec<Bar> {
+    let bars = |value: &BarOf| -> Vec<Bar> {
         let mut out = Vec::new();
         for (j, &method) in report.methods.iter().enumerate() {
             for (i, lib) in report.of(method).enumerate() {
@@ -169,7 +277,7 @@ fn panels(report: &Report) -> Vec<Panel> {
         .map(|&m| Panel {
             title: format!("{} ({} is better)", m.name(), if m.higher_is_better() { "higher" } else { "lower" }),
             bars: bars(&|l| (l.value(m), l.tertiles.get(&m).copied())),
-            top: (m == Metric::IssuesShareClosed).then_some(1.0),
+            top: (m == Metric::IssuesClosedPercent).then_some(100.0),
         })
         .filter(|p| p.bars.iter().any(|b| b.value.is_some()))
         .collect();

@@ -33,7 +33,12 @@ impl PresetLibrary {
 const THESIS: [PresetLibrary; 6] = [
     lib("aya", "aya-rs/aya", "15be301f8c1c57df3b94a79bdb808cb9135013c8", "d85b36f6d80236f142395f1ab173acbed74af99b"),
     lib("ebpf", "cilium/ebpf", "ac675eba74ca67b6e876e658f8714a3f6b2bf5c5", "3cd2cb36d0786219e49e7dde9c2debfdc7c304ca"),
-    lib("libbpf", "libbpf/libbpf", "66684189f0f5d182b1c3ab362fc0f919970c7079", "fbd60dbff51c870f5e80a17c4f2fd639eb80af90"),
+    lib(
+        "libbpf",
+        "libbpf/libbpf",
+        "66684189f0f5d182b1c3ab362fc0f919970c7079",
+        "fbd60dbff51c870f5e80a17c4f2fd639eb80af90",
+    ),
     lib(
         "libbpfgo",
         "aquasecurity/libbpfgo",
@@ -46,7 +51,12 @@ const THESIS: [PresetLibrary; 6] = [
         "b279c47cb5752e05e97bae433b4ceb0cba6ed59d",
         "8f6a1e9b3b2c2c9c668674d5ec6523cbb98179e1",
     ),
-    lib("redbpf", "foniod/redbpf", "85e6ed35d4a0fd04b4dacde544c7f9e7c5bc93b8", "845fffa242d2b31a75fc61d251b43805ddf87c6f"),
+    lib(
+        "redbpf",
+        "foniod/redbpf",
+        "85e6ed35d4a0fd04b4dacde544c7f9e7c5bc93b8",
+        "845fffa242d2b31a75fc61d251b43805ddf87c6f",
+    ),
 ];
 
 const fn lib(name: &'static str, github: &'static str, from: &'static str, to: &'static str) -> PresetLibrary {

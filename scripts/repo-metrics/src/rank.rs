@@ -30,7 +30,7 @@ pub enum Metric {
     FilesPerCommit,
     IssuesOpened,
     IssuesClosed,
-    IssuesShareClosed,
+    IssuesClosedPercent,
     IssuesMeanAgeDays,
 }
 
@@ -41,7 +41,7 @@ impl Metric {
         Metric::FilesPerCommit,
         Metric::IssuesOpened,
         Metric::IssuesClosed,
-        Metric::IssuesShareClosed,
+        Metric::IssuesClosedPercent,
         Metric::IssuesMeanAgeDays,
     ];
 
@@ -53,7 +53,7 @@ impl Metric {
             Metric::FilesPerCommit => "files_per_commit",
             Metric::IssuesOpened => "issues_opened",
             Metric::IssuesClosed => "issues_closed",
-            Metric::IssuesShareClosed => "issues_share_closed",
+            Metric::IssuesClosedPercent => "issues_closed_percent",
             Metric::IssuesMeanAgeDays => "issues_mean_age_days",
         }
     }
@@ -72,8 +72,24 @@ impl Metric {
             Metric::FilesPerCommit => Some(commits.files_per_commit),
             Metric::IssuesOpened => issues.map(|i| i.opened as f64),
             Metric::IssuesClosed => issues.map(|i| i.closed as f64),
-            Metric::IssuesShareClosed => issues.and_then(|i| i.share_closed),
+            Metric::IssuesClosedPercent => issues.and_then(|i| i.closed_percent),
             Metric::IssuesMeanAgeDays => issues.and_then(|i| i.mean_age_days),
+        }
+    }
+}
+
+/// How a method turns values into tertiles and a score, for the reports.
+pub fn scoring(method: Method) -> &'static str {
+    match method {
+        Method::Thesis => {
+            "cut points statistics.quantiles(values, n=3) per metric, as quantiles.py; below the first cut tertile 1, \
+             above the second 3, else 2 (reversed for issues_mean_age_days); score = mean tertile. Only the cut points \
+             are the thesis' own: its scripts and repository do not publish how it assigned tertiles and weighted \
+             them, so the tertile rule and the equal-weight mean are this tool's reading"
+        }
+        Method::Corrected => {
+            "tertile by midrank percentile p = (r + 1/2) / n among the libraries: 1 if p < 1/3, 3 if p > 2/3, else \
+             2; score = mean tertile over the metrics every library has"
         }
     }
 }
@@ -85,7 +101,8 @@ pub fn tertiles(values: &[f64], higher_is_better: bool, method: Method) -> Optio
         Method::Corrected => Some(midrank_tertiles(values, higher_is_better)),
         Method::Thesis => {
             let [low, high] = python_tertile_cuts(values)?;
-            let third = |v: f64| if v < low { 1 } else if v > high { 3 } else { 2 };
+            // Below the first cut 1, above the second 3, else (on or between the cuts) 2.
+            let third = |v: f64| 1 + u8::from(v >= low) + u8::from(v > high);
             Some(values.iter().map(|&v| if higher_is_better { third(v) } else { 4 - third(v) }).collect())
         }
     }
@@ -172,7 +189,7 @@ mod tests {
     #[test]
     fn pythons_quantiles() {
         let r2 = |v: [f64; 2]| v.map(|x| (x * 100.0).round() / 100.0);
-        // quantiles.py's example values (the thesis' share closed): it prints [82.67, 93.67].
+        // quantiles.py's example values (the thesis' closed %): it prints [82.67, 93.67].
         let closed = [86.0, 89.0, 97.0, 81.0, 96.0, 36.0];
         assert_eq!(r2(python_tertile_cuts(&closed).unwrap()), [82.67, 93.67]);
         assert_eq!(python_tertile_cuts(&[1.0, 5.0]), Some([1.0, 5.0]));

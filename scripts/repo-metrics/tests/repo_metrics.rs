@@ -89,8 +89,8 @@ fn args(repos: &[(&str, &Path)], issues: &[(&str, &Path)], method: MethodArg, ou
 }
 
 /// alpha, January 2023. Thesis (committer date in [Jan 1 00:00:00, Jan 31 00:00:00]): 8
-/// commits with the merge and the bot, 7 raw committer e-mails, 10 files / 8 = 1.25, rounded
-/// 1. Corrected (all of January): 8 commits without merge and bot, 6 authors after .mailmap,
+/// commits with the merge and the bot, 7 raw committer e-mails, 10 files / 8 = 1.25, rounded to
+/// one. Corrected (all of January): 8 commits without merge and bot, 6 authors after .mailmap,
 /// 11 files / 8 = 1.375.
 struct Alpha {
     repo: Repo,
@@ -108,7 +108,12 @@ fn alpha(dir: PathBuf) -> Alpha {
     // One second before the window: neither method.
     let root = r.commit(by("old@example.org", "2022-12-31T23:59:59Z"), &["a.txt", "b.txt"]);
     // The first second; committed through GitHub's web interface (committer noreply@github.com).
-    let web = Who { name: "Ann", email: "ann@example.org", committer: "noreply@github.com", ..by("", "2023-01-01T00:00:00Z") };
+    let web = Who {
+        name: "Ann",
+        email: "ann@example.org",
+        committer: "noreply@github.com",
+        ..by("", "2023-01-01T00:00:00Z")
+    };
     let second = r.commit(web, &["a.txt", "b.txt", "c.txt"]);
     // Authored before the window, committed in it (the committer date decides); the same
     // author in other case, committing herself: one author, a second committer e-mail.
@@ -123,7 +128,10 @@ fn alpha(dir: PathBuf) -> Alpha {
     r.git(&["checkout", "-q", "main"], None);
     r.commit(by("carl@example.org", "2023-01-21T00:00:00Z"), &["e.txt", "f.txt"]);
     // A merge: the thesis counts it (0 files, committer merger@), corrected does not.
-    r.git(&["merge", "-q", "--no-ff", "-m", "merge side", "side"], Some(by("merger@example.org", "2023-01-22T00:00:00Z")));
+    r.git(
+        &["merge", "-q", "--no-ff", "-m", "merge side", "side"],
+        Some(by("merger@example.org", "2023-01-22T00:00:00Z")),
+    );
     let merge = r.git(&["rev-parse", "HEAD"], None);
     // A bot: counted by the thesis (committer noreply@github.com), listed and left out by corrected.
     let bot = "49699333+dependabot[bot]@users.noreply.github.com";
@@ -222,23 +230,30 @@ fn both_methods_side_by_side() {
 
     // Tickets: the thesis lists #1-#5 (updated since Jan 1, created by Jan 31 00:00, the pull
     // request too), 4 closed when exported: 80 %, (21 + 10 + 1 + 39) / 4 = 17 whole days.
-    let thesis = IssueStats { opened: 5, closed: 4, share_closed: Some(0.8), mean_age_days: Some(17.0) };
+    let thesis = IssueStats { opened: 5, closed: 4, closed_percent: Some(80.0), mean_age_days: Some(17.0) };
     assert_eq!(libs(&report, Method::Thesis)[0].issues.as_ref(), Some(&thesis));
-    let corrected = IssueStats { opened: 4, closed: 3, share_closed: Some(0.5), mean_age_days: Some(10.5625) };
+    let corrected = IssueStats { opened: 4, closed: 3, closed_percent: Some(50.0), mean_age_days: Some(10.5625) };
     assert_eq!(alpha_c.issues.as_ref(), Some(&corrected));
-    let none = IssueStats { opened: 0, closed: 0, share_closed: None, mean_age_days: None };
+    let none = IssueStats { opened: 0, closed: 0, closed_percent: None, mean_age_days: None };
     assert_eq!(libs(&report, Method::Corrected)[1].issues.as_ref(), Some(&none));
     assert_eq!(libs(&report, Method::Thesis)[2].issues, None);
     assert_eq!(libs(&report, Method::Thesis)[2].tickets, "skipped: no --issues export");
-    assert!(report.notes.iter().any(|n| n.contains("ticket metrics skipped: no --issues export for gamma")
-        && n.ends_with("scores are averaged over commits, contributors, files_per_commit")), "{:?}", report.notes);
+    assert!(
+        report.notes.iter().any(|n| n.contains("ticket metrics skipped: no --issues export for gamma")
+            && n.ends_with("scores are averaged over commits, contributors, files_per_commit")),
+        "{:?}",
+        report.notes
+    );
 
     // gamma has no ticket export: only activity is ranked. The thesis cuts commits (8, 2, 4)
     // at 2.67 and 6.67, contributors (7, 2, 1) at 1.33 and 5.33, files (1, 1, 3) at 1 and 2.33.
     use Metric::*;
     let t = |m: Method, i: usize| libs(&report, m)[i].tertiles.clone();
     let three = |a, b, c| BTreeMap::from([(Commits, a), (Contributors, b), (FilesPerCommit, c)]);
-    assert_eq!([t(Method::Thesis, 0), t(Method::Thesis, 1), t(Method::Thesis, 2)], [three(3, 3, 2), three(1, 2, 2), three(2, 1, 3)]);
+    assert_eq!(
+        [t(Method::Thesis, 0), t(Method::Thesis, 1), t(Method::Thesis, 2)],
+        [three(3, 3, 2), three(1, 2, 2), three(2, 1, 3)]
+    );
     assert_eq!(
         [t(Method::Corrected, 0), t(Method::Corrected, 1), t(Method::Corrected, 2)],
         [three(3, 3, 2), three(1, 2, 1), three(2, 1, 3)]
@@ -252,17 +267,25 @@ fn both_methods_side_by_side() {
 
     // One line per differing value, saying why.
     let d = &report.differences;
-    assert!(d.iter().any(|l| l.starts_with("alpha contributors: thesis 7 vs corrected 6: the thesis counts distinct raw committer")), "{d:?}");
+    assert!(
+        d.iter()
+            .any(|l| l
+                .starts_with("alpha contributors: thesis 7 vs corrected 6: the thesis counts distinct raw committer")),
+        "{d:?}"
+    );
     // 8 commits either way (the merge and the bot against the last day): no line.
     assert!(!d.iter().any(|l| l.starts_with("alpha commits:")), "{d:?}");
     assert!(d.iter().any(|l| l.starts_with("alpha issues_mean_age_days: thesis 17 vs corrected 10.5625")), "{d:?}");
     assert!(d.iter().any(|l| l.starts_with("beta tertiles:")), "{d:?}");
     assert!(!d.iter().any(|l| l.starts_with("gamma")), "{d:?}");
 
-    let [csv, json, svg] = repo_metrics::report_files(&s.out());
+    let [csv, json, svg, html] = repo_metrics::report_files(&s.out());
     let mut csv = csv::Reader::from_path(csv).unwrap();
     let header: Vec<String> = csv.headers().unwrap().iter().map(String::from).collect();
-    assert_eq!(header[..10], ["method", "library", "repo", "head", "window", "merges", "bot_commits", "bots", "files_over", "tickets"]);
+    assert_eq!(
+        header[..10],
+        ["method", "library", "repo", "head", "window", "merges", "bot_commits", "bots", "files_over", "tickets"]
+    );
     assert_eq!(header.last().unwrap(), "score_over");
     let rows: Vec<BTreeMap<String, String>> = csv.deserialize().map(Result::unwrap).collect();
     assert_eq!(rows.len(), 6);
@@ -272,7 +295,7 @@ fn both_methods_side_by_side() {
     assert_eq!(row(0, "window"), "[2023-01-01T00:00:00Z, 2023-01-31T00:00:00Z]");
     assert_eq!(row(3, "window"), "[2023-01-01T00:00:00Z, 2023-02-01T00:00:00Z)");
     assert_eq!([row(3, "method"), row(3, "files_per_commit"), row(3, "bot_commits")], ["corrected", "1.375", "1"]);
-    assert_eq!([row(0, "issues_share_closed"), row(3, "issues_share_closed")], ["0.8", "0.5"]);
+    assert_eq!([row(0, "issues_closed_percent"), row(3, "issues_closed_percent")], ["80", "50"]);
     assert_eq!([row(2, "tickets"), row(2, "issues_opened"), row(2, "score")], ["skipped: no --issues export", "", "2"]);
     assert_eq!(row(4, "score_over"), "commits contributors files_per_commit");
 
@@ -283,6 +306,32 @@ fn both_methods_side_by_side() {
     assert_eq!(json["libraries"][3]["issues"]["mean_age_days"], 10.5625);
     assert!(json["tool"].as_str().unwrap().starts_with("repo-metrics "));
     assert!(json["differences"].as_array().unwrap().len() >= 5);
+
+    assert!(json["scoring"]["thesis"]
+        .as_str()
+        .unwrap()
+        .contains("the tertile rule and the equal-weight mean are this tool's reading"));
+    assert!(json["scoring"]["corrected"].as_str().unwrap().starts_with("tertile by midrank percentile"));
+    assert_eq!(json["libraries"][0]["commits"]["files_changed"], 10);
+
+    // The page: both methods' tables side by side, every difference, the plot inline, nothing
+    // fetched from elsewhere.
+    let html = std::fs::read_to_string(html).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    let thesis_at = html.find("<h2>thesis method</h2>").expect("the thesis' table");
+    let corrected_at = html.find("<h2>corrected method</h2>").expect("the corrected table");
+    assert!(thesis_at < corrected_at && html[..thesis_at].contains("<div class=\"methods\">"));
+    assert!(html.contains("<tr><td>commits</td><td>8 <small>T3</small></td><td>2 <small>T1</small></td>"));
+    assert!(html.contains("<tr><td>files_per_commit</td><td>1.375 <small>T2</small></td>"));
+    for line in &report.differences {
+        let escaped = line.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+        assert!(html.contains(&format!("<li>{escaped}</li>")), "the page lacks {line:?}");
+    }
+    assert!(html.contains("Scoring: cut points") && html.contains("this tool's reading"));
+    assert!(html.contains("<svg") && !html.contains("<?xml"));
+    for external in ["<script", "src=", "href=", "@import", "url("] {
+        assert!(!html.contains(external), "the page refers to something outside: {external}");
+    }
 
     let svg = std::fs::read_to_string(svg).unwrap();
     assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
@@ -329,6 +378,46 @@ fn files_per_commit_over_a_range_as_pydriller() {
     assert!(e.contains("library alpha") && e.contains("commit nosuch of --range nosuch..HEAD"), "{e}");
 }
 
+/// delta, January 2023: the root adds a file and a symlink (2 files); the next turns the
+/// symlink into a file and makes the file executable (pydriller: 3 files, the type change as a
+/// deletion and a creation; corrected: 2); the last renames the file (1).
+fn delta(dir: PathBuf) -> (Repo, [String; 3]) {
+    let mut r = Repo::new(dir);
+    std::fs::write(r.dir.join("a"), "a\n").unwrap();
+    std::os::unix::fs::symlink("a", r.dir.join("link")).unwrap();
+    let root = r.commit(by("x@example.org", "2023-01-02T00:00:00Z"), &[]);
+    std::fs::remove_file(r.dir.join("link")).unwrap();
+    std::fs::write(r.dir.join("link"), "now a file\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(r.dir.join("a"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let second = r.commit(by("x@example.org", "2023-01-03T00:00:00Z"), &[]);
+    r.git(&["mv", "a", "b"], None);
+    let third = r.commit(by("x@example.org", "2023-01-04T00:00:00Z"), &[]);
+    (r, [root, second, third])
+}
+
+#[test]
+fn files_are_counted_as_pydriller_and_ranges_ordered_as_it_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (d, [root, second, third]) = delta(tmp.path().join("delta"));
+    let out = tmp.path().join("out");
+    let measure = |range: Option<String>| {
+        let mut a = args(&[("delta", &d.dir)], &[], MethodArg::Both, &out);
+        a.ranges = range.iter().map(|r| repo_metrics::parse_range(&format!("delta={r}")).unwrap()).collect();
+        let report = collect(&a.options().unwrap()).unwrap();
+        let [t, c] = [Method::Thesis, Method::Corrected].map(|m| libs(&report, m)[0].commits.clone());
+        (t.files_changed, t.files_per_commit, c.files_changed, c.files_per_commit)
+    };
+    // Over the window: 6 files / 3 = 2 (thesis), 5 / 3 (corrected).
+    assert_eq!(measure(None), (6, 2.0, 5, 5.0 / 3.0));
+    // From the root, as files_per_commit.py: the same 3 commits.
+    assert_eq!(measure(Some(format!("{root}..{third}"))).0, 6);
+    // pydriller swaps FROM and TO when FROM is the newer commit.
+    assert_eq!(measure(Some(format!("{third}..{root}"))).0, 6);
+    assert_eq!(measure(Some(format!("{third}..{second}"))).0, 4);
+    assert_eq!(measure(Some(format!("{second}..{second}"))).0, 3);
+}
+
 #[test]
 fn issue_metrics_are_ranked_when_every_library_has_an_export() {
     let s = setup();
@@ -340,12 +429,15 @@ fn issue_metrics_are_ranked_when_every_library_has_an_export() {
     // beta: two issues closed after a day each; gamma: one still open, two days before the end.
     let beta = write(
         "beta.json",
-        r#"[{"created_at":"2023-01-02T00:00:00Z","closed_at":"2023-01-03T00:00:00Z","updated_at":"2023-01-03T00:00:00Z","state":"closed"},
-            {"created_at":"2023-01-05T00:00:00Z","closed_at":"2023-01-06T00:00:00Z","updated_at":"2023-01-06T00:00:00Z","state":"closed"}]"#,
+        r#"[{"created_at":"2023-01-02T00:00:00Z","closed_at":"2023-01-03T00:00:00Z",
+             "updated_at":"2023-01-03T00:00:00Z","state":"closed"},
+            {"created_at":"2023-01-05T00:00:00Z","closed_at":"2023-01-06T00:00:00Z",
+             "updated_at":"2023-01-06T00:00:00Z","state":"closed"}]"#,
     );
     let gamma = write(
         "gamma.json",
-        r#"[[{"created_at":"2023-01-29T00:00:00Z","closed_at":null,"updated_at":"2023-01-29T00:00:00Z","state":"open"}]]"#,
+        r#"[[{"created_at":"2023-01-29T00:00:00Z","closed_at":null,
+              "updated_at":"2023-01-29T00:00:00Z","state":"open"}]]"#,
     );
     let alpha = fixture("issues-alpha.json");
     let opts = args(&s.repos(), &[("alpha", &alpha), ("beta", &beta), ("gamma", &gamma)], MethodArg::Both, &s.out())
@@ -358,12 +450,12 @@ fn issue_metrics_are_ranked_when_every_library_has_an_export() {
     use Metric::*;
     let issue_tertiles = |m, lib: usize| {
         let t = &libs(&report, m)[lib].tertiles;
-        [IssuesOpened, IssuesClosed, IssuesShareClosed, IssuesMeanAgeDays].map(|k| t.get(&k).copied())
+        [IssuesOpened, IssuesClosed, IssuesClosedPercent, IssuesMeanAgeDays].map(|k| t.get(&k).copied())
     };
     assert_eq!(issue_tertiles(Method::Corrected, 0), [3, 3, 2, 1].map(Some));
     assert_eq!(issue_tertiles(Method::Corrected, 1), [2, 2, 3, 3].map(Some));
     assert_eq!(issue_tertiles(Method::Corrected, 2), [1, 1, 1, 2].map(Some));
-    // Thesis: opened (5, 2, 1), closed (4, 2, 0), share (0.8, 1, 0); gamma's mean age is
+    // Thesis: opened (5, 2, 1), closed (4, 2, 0), closed % (80, 100, 0); gamma's mean age is
     // undefined (no closed ticket: the script would fail), so that metric is not ranked.
     assert_eq!(issue_tertiles(Method::Thesis, 0), [Some(3), Some(3), Some(2), None]);
     assert_eq!(issue_tertiles(Method::Thesis, 1), [Some(2), Some(2), Some(3), None]);
@@ -435,7 +527,11 @@ fn command_line() {
             .args(extra)
             .output()
             .unwrap();
-        (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     };
     let (code, stdout, stderr) = cmd(&["--since", "2023-01-01", "--until", "2023-01-31"]);
     assert_eq!(code, Some(0), "{stdout}{stderr}");
@@ -449,7 +545,11 @@ fn command_line() {
     let empty = ["--method", "thesis", "--since", "2023-01-01", "--until", "2023-01-02"];
     let (code, stdout, stderr) = cmd(&empty);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
-    assert!(stderr.contains("warning: thesis: no commit of beta in the window [2023-01-01T00:00:00Z, 2023-01-02T00:00:00Z]"), "{stderr}");
+    assert!(
+        stderr
+            .contains("warning: thesis: no commit of beta in the window [2023-01-01T00:00:00Z, 2023-01-02T00:00:00Z]"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--allow-empty"), "{stderr}");
     assert!(stdout.contains("thesis beta: 0 commits"), "{stdout}");
     let (code, _, stderr) = cmd(&[&empty[..], &["--allow-empty"]].concat());
@@ -457,7 +557,12 @@ fn command_line() {
     // Corrected includes all of Jan 2, gamma's first commit (08:00) too.
     let (code, stdout, _) = cmd(&["--method", "both", "--since", "2023-01-01", "--until", "2023-01-02"]);
     assert_eq!(code, Some(1));
-    assert!(stdout.contains("differs: gamma commits: thesis 0 vs corrected 1:"), "{stdout}");
+    let line = "differs: gamma commits: thesis 0 vs corrected 1: the thesis counts merges (0) and ends at \
+                2023-01-02 00:00:00 UTC; corrected leaves out merges (0) and bot commits (0) and includes the rest of \
+                2023-01-02 (+1 commits of any kind)";
+    assert!(stdout.contains(line), "{stdout}");
+    assert!(stdout.contains("scoring (thesis): cut points statistics.quantiles(values, n=3)"), "{stdout}");
+    assert!(stdout.contains("scoring (corrected): tertile by midrank percentile"), "{stdout}");
 
     let (code, _, stderr) = cmd(&["--since", "2023-01-01"]);
     assert_eq!(code, Some(2), "{stderr}");
