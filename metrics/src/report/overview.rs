@@ -322,15 +322,24 @@ fn explains(f: &Finding, usecase: &str, metric: &str) -> bool {
     (f.usecase == usecase || f.usecase == "*") && f.metric == metric
 }
 
-/// The run's own findings, then the curated ones its data bear out (one per use case).
+/// The run's own findings (measured causes, shown as recorded), then the curated ones where the
+/// run bears them out: a ranked row of its metric whose worst library is more than 1.5× the best
+/// (and, when the finding names libraries, one of them). A finding for use case `*` applies to
+/// each; `{usecase}` in its evidence is that use case's name.
 fn findings(usecases: &[UseCase], run: &Run) -> Vec<Finding> {
     let curated: Vec<Finding> = serde_yaml::from_str(CURATED_FINDINGS).unwrap_or_default();
-    let mut out = run.findings.clone();
+    let mut out = Vec::new();
     for u in usecases {
-        for f in curated.iter().filter(|f| f.usecase == u.name || f.usecase == "*") {
+        let for_this = |f: &&Finding| f.usecase == u.name || f.usecase == "*";
+        let localise = |f: &Finding, libs: Vec<String>| {
+            let evidence = f.evidence.iter().map(|e| e.replace("{usecase}", &u.name)).collect();
+            Finding { usecase: u.name.clone(), libs, evidence, ..f.clone() }
+        };
+        out.extend(run.findings.iter().filter(for_this).map(|f| localise(f, f.libs.clone())));
+        for f in curated.iter().filter(for_this) {
             let shown = u.rows.iter().filter(|r| r.metric == f.metric).find_map(|r| large_difference(u, r));
-            if let Some((best, worst, _)) = shown {
-                out.push(Finding { usecase: u.name.clone(), libs: vec![best, worst], ..f.clone() });
+            if let Some((best, worst, _)) = shown.filter(|(_, worst, _)| f.libs.is_empty() || f.libs.contains(worst)) {
+                out.push(localise(f, vec![best, worst]));
             }
         }
     }
