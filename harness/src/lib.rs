@@ -10,6 +10,7 @@
 //!   model of the packetfilter policy.
 //! * [`traffic`]: raw frames on a veth inside a namespace: send, and capture what arrives.
 //! * [`vm`]: the VM guest runner (Debian 6.1 under qemu TCG) for what the host kernel lacks.
+//! * [`objects`]: every implementation's built kernel objects, and what their disassembly calls.
 //! * [`packetfilter`]: packetfilter-specific helpers (verdict counters, a running filter, the
 //!   conformance run).
 //!
@@ -25,6 +26,7 @@ pub mod loadbalancer;
 pub mod lsmbpf;
 pub mod measure;
 pub mod netns;
+pub mod objects;
 pub mod packetfilter;
 pub mod process;
 pub mod reference;

@@ -119,7 +119,7 @@ pub const CATALOGUE: &[Metric] = &[
     m("conns_missing", "records", Lower, "record_loss", "Sockets of the workload without a record, by offered connection rate (class)"),
     m("record_latency_p50_us", "µs", Lower, "record_latency", "Median time from a connection's close in the kernel to its record read by the harness (1000 conn/s)"),
     m("record_latency_p99_us", "µs", Lower, "record_latency", "99th percentile time from a connection's close in the kernel to its record read by the harness (1000 conn/s)"),
-    m("prog_run_ns", "ns", Lower, "prog_cost", "Mean run time per program invocation under load (kernel BPF statistics, run_time_ns / run_cnt)"),
+    m("prog_run_ns", "ns", Lower, "prog_cost", "Mean run time per program invocation under load (kernel BPF statistics, run_time_ns / run_cnt); comtrace: with the ring buffer reader running (its wake-ups included) and stopped (the program alone)"),
 ];
 
 /// Metrics that are one true value rather than a sample of a noisy measurement: ranked by value

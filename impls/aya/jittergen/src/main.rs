@@ -5,7 +5,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::{Array, Map, MapData, PerCpuArray};
 use aya::programs::tc::{self, NlOptions, SchedClassifierLink, TcAttachOptions};
 use aya::programs::{LinkOrder, SchedClassifier, TcAttachType, TcError};
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 use bpfeval_shared::jittergen::{abi, Backend, Iface, TcMode};
 use jittergen_aya_types as types;
 
@@ -32,7 +32,9 @@ impl AyaJitter {
     fn load() -> Result<Self> {
         // No setrlimit(RLIMIT_MEMLOCK): the kernel charges BPF memory to the memory cgroup, and
         // aya only tries to raise the limit itself on kernels older than 5.11.
-        let mut ebpf = Ebpf::load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jittergen")))?;
+        // EbpfLoader, as in every Aya loader here: `Ebpf::load` would parse the kernel BTF twice
+        // (EbpfLoader::new() and its own `.btf(Btf::from_sys_fs())`).
+        let mut ebpf = EbpfLoader::new().load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/jittergen")))?;
         let program: &mut SchedClassifier =
             ebpf.program_mut(PROGRAM).context("no program `jittergen` in the object")?.try_into()?;
         program.load()?;

@@ -9,7 +9,7 @@ use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues, RingBuf
 use aya::programs::xdp::XdpLink;
 use aya::programs::{Xdp, XdpMode};
 use aya::util::nr_cpus;
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 use bpfeval_shared::cli::XdpMode as Mode;
 use bpfeval_shared::loadbalancer::{abi, Backend};
 use loadbalancer_aya_types as types;
@@ -45,7 +45,9 @@ impl AyaBalancer {
     fn load() -> Result<Self> {
         // No setrlimit(RLIMIT_MEMLOCK): the kernel charges BPF memory to the memory cgroup, and
         // aya only tries to raise the limit itself on kernels older than 5.11.
-        let mut ebpf = Ebpf::load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/loadbalancer")))?;
+        // EbpfLoader, as in every Aya loader here: `Ebpf::load` would parse the kernel BTF twice
+        // (EbpfLoader::new() and its own `.btf(Btf::from_sys_fs())`).
+        let mut ebpf = EbpfLoader::new().load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/loadbalancer")))?;
         let program: &mut Xdp =
             ebpf.program_mut(PROGRAM).context("no program `loadbalancer` in the object")?.try_into()?;
         program.load()?;
@@ -130,9 +132,7 @@ impl Backend for AyaBalancer {
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
         // aya's RingBuf does not wait itself; its map fd is pollable.
         bpfeval_shared::wait::readable(self.events.as_fd(), timeout).context("waiting on the ring buffer")?;
-        while let Some(record) = self.events.next() {
-            sink(&record);
-        }
+        bpfeval_shared::wait::drain_copied(|| self.events.next().map(|r| r.to_vec()), sink);
         Ok(())
     }
 }

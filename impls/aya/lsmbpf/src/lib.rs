@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::lsm::LsmLink;
 use aya::programs::Lsm;
-use aya::{Btf, Ebpf, EbpfLoader};
+use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use bpfeval_shared::lsmbpf::abi::{self, Settings};
 use bpfeval_shared::lsmbpf::Backend;
 use lsmbpf_aya_types as types;
@@ -24,6 +24,8 @@ const _: () = assert!(types::MODE_AUDIT == abi::MODE_AUDIT && types::CRITERION_M
 const _: () = assert!(types::VERDICT_AUDIT == abi::VERDICT_AUDIT && size_of::<types::Event>() == abi::EVENT_SIZE);
 
 const PROGRAM: &str = "lsmbpf";
+/// The running kernel's BTF.
+const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 pub struct AyaLsm {
     // Fields drop in declaration order: the link first, so the program is detached before
@@ -46,13 +48,18 @@ impl AyaLsm {
             mode: s.mode,
             _reserved: 0,
         };
-        let offsets = offsets::from_kernel()?;
+        // The kernel BTF is read once for our code: the struct offsets (aya does not expose its
+        // type graph) and the `Btf` that `Lsm::load` takes the hook's BTF id from.
+        // EbpfLoader::new() reads and parses it once more for itself (aya's cost, as in every
+        // Aya loader here).
+        let raw = std::fs::read(KERNEL_BTF).with_context(|| format!("reading {KERNEL_BTF}"))?;
+        let offsets = offsets::from_btf(&raw)?;
+        let btf = Btf::parse(&raw, Endianness::default()).context("parsing the kernel BTF")?;
+        drop(raw);
         let mut ebpf = EbpfLoader::new()
             .override_global("SETTINGS", &settings, true)
             .override_global("OFFSETS", &offsets, true)
             .load(object)?;
-        // The hook's BTF id comes from the running kernel.
-        let btf = Btf::from_sys_fs().context("reading the kernel BTF")?;
         let program: &mut Lsm = ebpf.program_mut(PROGRAM).context("no program `lsmbpf` in the object")?.try_into()?;
         program.load("path_chroot", &btf)?;
         let mut take = |name: &str| ebpf.take_map(name).with_context(|| format!("no map `{name}` in the object"));
@@ -77,9 +84,7 @@ impl Backend for AyaLsm {
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
         // aya's RingBuf does not wait itself; its map fd is pollable.
         bpfeval_shared::wait::readable(self.events.as_fd(), timeout).context("waiting on the ring buffer")?;
-        while let Some(record) = self.events.next() {
-            sink(&record);
-        }
+        bpfeval_shared::wait::drain_copied(|| self.events.next().map(|r| r.to_vec()), sink);
         Ok(())
     }
 }

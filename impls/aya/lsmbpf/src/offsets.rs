@@ -14,42 +14,41 @@ struct Type {
     kind: u32,
     kind_flag: bool,
     size: u32,
-    /// Struct/union members: (name, type id, bit offset).
-    members: Vec<(u32, u32, u32)>,
+    vlen: usize,
+    /// Where its members start in the BTF data (struct/union: `vlen` × name, type id, offset).
+    members: usize,
 }
 
-struct Btf {
+/// An index over the BTF data, which it borrows: members are read from the data when asked for.
+struct Btf<'a> {
+    data: &'a [u8],
     types: Vec<Type>,
-    strings: Vec<u8>,
+    strings: &'a [u8],
 }
 
-impl Btf {
-    fn parse(data: &[u8]) -> Result<Btf> {
-        let u32_at = |o: usize| -> Result<u32> {
-            Ok(u32::from_le_bytes(data.get(o..o + 4).context("BTF truncated")?.try_into().unwrap()))
-        };
+fn u32_at(data: &[u8], o: usize) -> Result<u32> {
+    Ok(u32::from_le_bytes(data.get(o..o + 4).context("BTF truncated")?.try_into().unwrap()))
+}
+
+impl<'a> Btf<'a> {
+    fn parse(data: &'a [u8]) -> Result<Btf<'a>> {
+        let u32_at = |o: usize| u32_at(data, o);
         ensure!(data.len() >= 24 && data[0..2] == [0x9f, 0xeb], "not little-endian BTF");
         let hdr_len = u32_at(4)? as usize;
         let (type_off, type_len) = (hdr_len + u32_at(8)? as usize, u32_at(12)? as usize);
         let (str_off, str_len) = (hdr_len + u32_at(16)? as usize, u32_at(20)? as usize);
-        let strings = data.get(str_off..str_off + str_len).context("BTF strings truncated")?.to_vec();
+        let strings = data.get(str_off..str_off + str_len).context("BTF strings truncated")?;
         // Type id 0 is `void`.
-        let mut types = vec![Type { name: 0, kind: 0, kind_flag: false, size: 0, members: Vec::new() }];
+        let mut types = vec![Type { name: 0, kind: 0, kind_flag: false, size: 0, vlen: 0, members: 0 }];
         let mut o = type_off;
         while o < type_off + type_len {
             let (name, info, size) = (u32_at(o)?, u32_at(o + 4)?, u32_at(o + 8)?);
             let (vlen, kind, kind_flag) = ((info & 0xffff) as usize, (info >> 24) & 0x1f, info >> 31 == 1);
             o += 12;
-            let mut members = Vec::new();
+            types.push(Type { name, kind, kind_flag, size, vlen, members: o });
             // Bytes that follow the common header, by kind (include/uapi/linux/btf.h).
-            let extra = match kind {
-                BTF_KIND_STRUCT | BTF_KIND_UNION => {
-                    for m in 0..vlen {
-                        let p = o + 12 * m;
-                        members.push((u32_at(p)?, u32_at(p + 4)?, u32_at(p + 8)?));
-                    }
-                    12 * vlen
-                }
+            o += match kind {
+                BTF_KIND_STRUCT | BTF_KIND_UNION => 12 * vlen,
                 1 | 14 | 17 => 4,          // int, var, decl_tag
                 3 => 12,                   // array
                 6 => 8 * vlen,             // enum
@@ -58,10 +57,8 @@ impl Btf {
                 2 | 7..=12 | 16 | 18 => 0, // ptr, fwd, typedef, volatile, const, restrict, func, float, type_tag
                 k => bail!("unknown BTF kind {k}"),
             };
-            o += extra;
-            types.push(Type { name, kind, kind_flag, size, members });
         }
-        Ok(Btf { types, strings })
+        Ok(Btf { data, types, strings })
     }
 
     fn name(&self, off: u32) -> &[u8] {
@@ -78,7 +75,10 @@ impl Btf {
 
     /// Byte offset of `member` in `ty`, looking into anonymous struct/union members too.
     fn member_in(&self, ty: &Type, member: &str) -> Option<u32> {
-        for &(name, type_id, offset) in &ty.members {
+        for m in 0..ty.vlen {
+            let p = ty.members + 12 * m;
+            let (name, type_id, offset) =
+                (u32_at(self.data, p).ok()?, u32_at(self.data, p + 4).ok()?, u32_at(self.data, p + 8).ok()?);
             // With kind_flag the low 24 bits are the bit offset, the high 8 a bitfield size.
             let bits = if ty.kind_flag { offset & 0xff_ffff } else { offset };
             if self.name(name) == member.as_bytes() {
@@ -100,10 +100,9 @@ impl Btf {
     }
 }
 
-/// The offsets, from `/sys/kernel/btf/vmlinux`.
-pub fn from_kernel() -> Result<Offsets> {
-    let data = std::fs::read("/sys/kernel/btf/vmlinux").context("reading /sys/kernel/btf/vmlinux")?;
-    let btf = Btf::parse(&data).context("parsing the kernel BTF")?;
+/// The offsets, from the raw BTF of the running kernel (`/sys/kernel/btf/vmlinux`).
+pub fn from_btf(data: &[u8]) -> Result<Offsets> {
+    let btf = Btf::parse(data).context("parsing the kernel BTF")?;
     Ok(Offsets {
         task_fs: btf.offset("task_struct", "fs")?,
         task_nsproxy: btf.offset("task_struct", "nsproxy")?,
@@ -130,7 +129,7 @@ mod tests {
     /// is the point of reading them at load time; the guest test runs the program for real).
     #[test]
     fn host_kernel_has_every_member() {
-        let off = super::from_kernel().unwrap();
+        let off = super::from_btf(&std::fs::read(super::super::KERNEL_BTF).unwrap()).unwrap();
         assert_eq!((off.path_mnt, off.path_dentry), (0, 8), "struct path is {{ mnt, dentry }}");
         assert_eq!(off.upid_size, 16);
         assert!(off.task_fs > 0 && off.task_nsproxy > 0 && off.task_thread_pid > 0);

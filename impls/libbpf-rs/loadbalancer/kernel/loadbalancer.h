@@ -40,7 +40,8 @@ struct backend {
 	__u16 flags; /* BACKEND_IN_USE */
 };
 
-/* The conns key and the hash input: 40 bytes, hashed as ten little-endian words. */
+/* The conns key and the hash input: 40 bytes, hashed as ten little-endian words. 8-byte
+ * aligned like the Rust programs' Flow, so `= {}` is five word stores there and here. */
 struct flow {
 	__u8 saddr[16]; /* IPv4: first 4 bytes */
 	__u8 daddr[16];
@@ -49,7 +50,7 @@ struct flow {
 	__u8 family; /* 4 or 6 */
 	__u8 proto;  /* IPPROTO_TCP */
 	__u8 pad[2];
-} __attribute__((aligned(4)));
+} __attribute__((aligned(8)));
 
 /* One ring buffer record, 32 bytes. */
 struct event {

@@ -67,12 +67,15 @@ static __always_inline bool containerized(struct task_struct *task)
 static __always_inline void report(struct task_struct *task, const struct path *path, __u8 verdict)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	__u64 id = bpf_get_current_pid_tgid();
+	__u64 id;
 
 	if (!e) {
 		count(COUNTER_EVENTS_LOST);
 		return;
 	}
+	/* Reserved ring buffer memory is not zeroed and is mapped to user space: write every
+	 * byte. */
+	id = bpf_get_current_pid_tgid();
 	e->ts_ns = bpf_ktime_get_ns();
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
@@ -80,6 +83,9 @@ static __always_inline void report(struct task_struct *task, const struct path *
 	e->mntns = mntns_of(task);
 	e->verdict = verdict;
 	__builtin_memset(e->_pad, 0, sizeof(e->_pad));
+	/* The helpers stop at the NUL: the tails of comm and path are zeroed first. */
+	__builtin_memset(e->comm, 0, sizeof(e->comm));
+	__builtin_memset(e->path, 0, sizeof(e->path));
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	bpf_probe_read_kernel_str(e->path, sizeof(e->path), BPF_CORE_READ(path, dentry, d_name.name));
 	bpf_ringbuf_submit(e, 0);

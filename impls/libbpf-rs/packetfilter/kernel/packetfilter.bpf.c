@@ -80,6 +80,18 @@ static __always_inline int verdict_only(__u32 verdict)
 	return verdict == VERDICT_DROP_MALFORMED ? XDP_DROP : XDP_PASS;
 }
 
+/* The active generation, and its settings in *s (NULL if missing). Looked up only for a
+ * packet whose IP header is valid, as in the Rust programs. */
+static __always_inline __u8 active(struct settings **s)
+{
+	__u32 zero = 0, gen = 0, *g = bpf_map_lookup_elem(&generation, &zero);
+
+	if (g)
+		gen = *g;
+	*s = bpf_map_lookup_elem(&settings, &gen);
+	return gen;
+}
+
 /* Steps 6-8 for one IP packet. `key` is a key_v4 or key_v6 whose data[0] already holds the
  * generation; `list` points at its data[1]. */
 static __always_inline int decide(struct xdp_md *ctx, void *rules, void *key, __u8 *list,
@@ -139,7 +151,6 @@ int packetfilter(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	__u8 saddr[16] = {};
-	__u32 zero = 0, gen = 0, *g;
 	struct settings *s;
 	__be16 proto;
 	void *cur;
@@ -166,30 +177,27 @@ int packetfilter(struct xdp_md *ctx)
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6))
 		return verdict_only(VERDICT_PASS_NON_IP);
 
-	g = bpf_map_lookup_elem(&generation, &zero);
-	if (g)
-		gen = *g;
-	s = bpf_map_lookup_elem(&settings, &gen);
-
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = cur;
-		struct key_v4 key = { .prefixlen = KEY_HEADER_BITS + 32, .data = { (__u8)gen } };
+		struct key_v4 key = { .prefixlen = KEY_HEADER_BITS + 32 };
 
 		/* Options need no parsing (the source is in the fixed header), but the header
 		 * must be complete. Fragments carry the source in every fragment. */
 		if ((void *)(ip + 1) > data_end || ip->version != 4 || ip->ihl < 5 ||
 		    cur + ip->ihl * 4 > data_end)
 			return verdict_only(VERDICT_DROP_MALFORMED);
+		key.data[0] = active(&s);
 		__builtin_memcpy(&key.data[4], &ip->saddr, 4);
 		__builtin_memcpy(saddr, &ip->saddr, 4);
 		return decide(ctx, &rules_v4, &key, &key.data[1], s, 4, saddr);
 	} else {
 		struct ipv6hdr *ip6 = cur;
-		struct key_v6 key = { .prefixlen = KEY_HEADER_BITS + 128, .data = { (__u8)gen } };
+		struct key_v6 key = { .prefixlen = KEY_HEADER_BITS + 128 };
 
 		/* Extension headers are not walked: the source is in the fixed header. */
 		if ((void *)(ip6 + 1) > data_end || ip6->version != 6)
 			return verdict_only(VERDICT_DROP_MALFORMED);
+		key.data[0] = active(&s);
 		__builtin_memcpy(&key.data[4], &ip6->saddr, 16);
 		__builtin_memcpy(saddr, &ip6->saddr, 16);
 		return decide(ctx, &rules_v6, &key, &key.data[1], s, 6, saddr);

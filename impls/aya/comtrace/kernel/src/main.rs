@@ -19,7 +19,7 @@ use core::ptr::addr_of;
 
 use aya_ebpf::{
     bindings::{BPF_ANY, BPF_NOEXIST},
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel},
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_kernel, generated},
     macros::{map, tracepoint},
     maps::{HashMap, PerCpuArray, RingBuf},
     programs::TracePointContext,
@@ -68,13 +68,32 @@ fn count(index: u32) {
     }
 }
 
+/// The current command as two words. Not aya-ebpf's `bpf_get_current_comm()`: it zeroes its
+/// byte array first, which the BPF backend emits as a call to a byte-wise memset subprogram.
+#[inline(always)]
+fn current_comm() -> [u64; 2] {
+    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
+    let c = comm.as_mut_ptr() as *mut u64;
+    // SAFETY: the buffer has the 16 bytes the helper writes at most. Zeroed first, as the helper
+    // leaves the bytes after the NUL alone; volatile, or LLVM makes the two zero words a memset
+    // call.
+    unsafe {
+        c.write_volatile(0);
+        c.add(1).write_volatile(0);
+        generated::bpf_get_current_comm(c as *mut _, TASK_COMM_LEN as u32);
+        comm.assume_init()
+    }
+}
+
 /// Records the current process as the owner of `sk`.
 #[inline(always)]
 fn remember(sk: u64, flags: u64) {
+    let comm = current_comm();
     let id = Ident {
         pid: (bpf_get_current_pid_tgid() >> 32) as u32,
         _pad: 0,
-        comm: bpf_get_current_comm().unwrap_or_default(),
+        // SAFETY: two words are sixteen bytes.
+        comm: unsafe { core::mem::transmute::<[u64; 2], [u8; TASK_COMM_LEN]>(comm) },
     };
     // With BPF_NOEXIST an existing owner is not an error, a full map is.
     if IDENTS.insert(sk, id, flags) == Err(-E2BIG) {
@@ -142,9 +161,12 @@ fn report(args: *const Args, sk: u64, birth: u64) {
         }
     };
     let comm = match id {
-        // SAFETY: a live map value.
-        Some(id) => unsafe { (*id).comm },
-        None => bpf_get_current_comm().unwrap_or_default(),
+        // SAFETY: a live map value; `comm` is at offset 8 of an 8-byte aligned value.
+        Some(id) => unsafe {
+            let c = addr_of!((*id).comm).cast::<u64>();
+            [*c, *c.add(1)]
+        },
+        None => current_comm(),
     };
 
     // Written as whole fields and words (layout in `types::Event`): padding zeroed byte by byte
@@ -168,7 +190,8 @@ fn report(args: *const Args, sk: u64, birth: u64) {
         words.add(7).write(laddr[1]);
         words.add(8).write(raddr[0]);
         words.add(9).write(raddr[1]);
-        (*e).comm = comm;
+        words.add(10).write(comm[0]);
+        words.add(11).write(comm[1]);
     }
     entry.submit(0);
 }

@@ -48,9 +48,10 @@ const TCP_ACK: u8 = 0x10;
 #[xdp]
 pub fn loadbalancer(ctx: XdpContext) -> u32 {
     let settings = SETTINGS.get(0).copied().unwrap_or_default();
-    let mut flow = Flow::default();
+    let mut flow_mem = core::mem::MaybeUninit::uninit();
+    let flow = Flow::zero_in(&mut flow_mem);
     let mut slot = NO_BACKEND;
-    let verdict = classify(&ctx, &settings, &mut flow, &mut slot);
+    let verdict = classify(&ctx, &settings, flow, &mut slot);
     count(&VERDICTS, verdict);
 
     // SAFETY: a plain helper call without arguments.

@@ -41,8 +41,9 @@ pub struct Backend {
     pub flags: u16,
 }
 
-/// The `conns` key and the hash input: 40 bytes, hashed as ten little-endian words.
-#[repr(C, align(4))]
+/// The `conns` key and the hash input: 40 bytes, hashed as ten little-endian words. 8-byte
+/// aligned so that [`Flow::zeroed`] can clear it in five word stores.
+#[repr(C, align(8))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Flow {
     /// IPv4: first 4 bytes.
@@ -56,6 +57,25 @@ pub struct Flow {
     /// IPPROTO_TCP.
     pub proto: u8,
     pub _pad: [u8; 2],
+}
+
+impl Flow {
+    /// Zeroes `slot` in place, as five word stores, and returns it. Not `Flow::default()`: a
+    /// zeroed aggregate is a memset intrinsic, which the Rust BPF toolchains emit as a call to a
+    /// byte-wise memset subprogram (clang expands the same `= {}` inline). The stores are
+    /// volatile because LLVM merges plain zero stores of 16 bytes or more into such a memset
+    /// too, and in place because a returned value is copied by one.
+    #[inline(always)]
+    pub fn zero_in(slot: &mut core::mem::MaybeUninit<Flow>) -> &mut Flow {
+        let w = slot.as_mut_ptr() as *mut u64;
+        // SAFETY: `Flow` is 40 bytes, 8-byte aligned, and any bit pattern is a valid value.
+        unsafe {
+            for i in 0..5 {
+                w.add(i).write_volatile(0);
+            }
+            slot.assume_init_mut()
+        }
+    }
 }
 
 /// One `events` ring buffer record.
@@ -74,7 +94,7 @@ pub struct Event {
 
 const _: () = assert!(core::mem::size_of::<Settings>() == 8);
 const _: () = assert!(core::mem::size_of::<Backend>() == 8);
-const _: () = assert!(core::mem::size_of::<Flow>() == 40);
+const _: () = assert!(core::mem::size_of::<Flow>() == 40 && core::mem::align_of::<Flow>() == 8);
 const _: () = assert!(core::mem::size_of::<Event>() == 32);
 
 // SAFETY: `repr(C)`, integers and byte arrays without padding: any byte pattern is a valid value.

@@ -10,8 +10,8 @@
 use aya_ebpf::{
     bindings::bpf_pidns_info,
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_ns_current_pid_tgid,
-        bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_ns_current_pid_tgid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel, generated,
     },
     macros::{lsm, map},
     maps::{PerCpuArray, RingBuf},
@@ -130,22 +130,31 @@ fn report(off: &Offsets, task: *const u8, path: *const u8, verdict: u8) {
         return;
     };
     let id = bpf_get_current_pid_tgid();
-    let mut event = Event {
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-        pid: (id >> 32) as u32,
-        tid: id as u32,
-        pidns: pidns_of(off, task),
-        mntns: mntns_of(off, task),
-        verdict,
-        _pad: [0; 7],
-        comm: bpf_get_current_comm().unwrap_or_default(),
-        path: [0; PATH_LEN],
-    };
     let dentry: *const u8 = read(path, off.path_dentry);
     let name: *const u8 = read(dentry, off.dentry_name + off.qstr_name);
-    // SAFETY: the helper bounds the copy by the buffer and checks the source address.
-    let _ = unsafe { bpf_probe_read_kernel_str_bytes(name, &mut event.path) };
-    entry.write(event);
+    // Written in place, as whole fields and words (layout in `types::Event`): an `Event` built on
+    // the stack is zeroed and copied with memset/memcpy calls, which the BPF backend emits as
+    // byte-wise loops. Reserved ring buffer memory is not zeroed and is mapped to user space.
+    let e = entry.as_mut_ptr();
+    let words = e.cast::<u64>();
+    // SAFETY: `e` is a reserved, 8-byte aligned record of `size_of::<Event>()` bytes; both
+    // helpers bound their copies by the sizes passed and check the source addresses.
+    unsafe {
+        (*e).ts_ns = bpf_ktime_get_ns();
+        (*e).pid = (id >> 32) as u32;
+        (*e).tid = id as u32;
+        (*e).pidns = pidns_of(off, task);
+        (*e).mntns = mntns_of(off, task);
+        // verdict, pad[7]
+        words.add(3).write(u64::from(verdict));
+        // comm[16] and path[32]: the helpers stop at the NUL, so the tails are zeroed first;
+        // volatile, or LLVM merges the zero stores into a call to a byte-wise memset.
+        for i in 4..10 {
+            words.add(i).write_volatile(0);
+        }
+        generated::bpf_get_current_comm((*e).comm.as_mut_ptr().cast(), COMM_LEN as u32);
+        generated::bpf_probe_read_kernel_str((*e).path.as_mut_ptr().cast(), PATH_LEN as u32, name.cast());
+    }
     entry.submit(0);
 }
 

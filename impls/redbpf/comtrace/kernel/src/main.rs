@@ -86,10 +86,17 @@ fn insert<K, V>(map: &mut HashMap<K, V>, key: &K, value: &V, flags: u32) -> i64 
 /// which would be copied byte by byte).
 #[inline(always)]
 fn current_comm() -> [u64; 2] {
-    let mut comm = [0u64; 2];
-    // SAFETY: the buffer has the 16 bytes the helper writes at most.
-    unsafe { gen::bpf_get_current_comm(comm.as_mut_ptr() as *mut c_void, TASK_COMM_LEN as u32) };
-    comm
+    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
+    let c = comm.as_mut_ptr() as *mut u64;
+    // SAFETY: the buffer has the 16 bytes the helper writes at most. Zeroed first, as the helper
+    // leaves the bytes after the NUL alone; volatile, or LLVM makes the two zero words a memset
+    // call.
+    unsafe {
+        c.write_volatile(0);
+        c.add(1).write_volatile(0);
+        gen::bpf_get_current_comm(c as *mut _, TASK_COMM_LEN as u32);
+        comm.assume_init()
+    }
 }
 
 /// A u64 of kernel memory at `addr`, 0 if it cannot be read.

@@ -57,9 +57,10 @@ const TCP_ACK: u8 = 0x10;
 #[xdp]
 fn loadbalancer(ctx: XdpContext) -> XdpResult {
     let settings = unsafe { SETTINGS.get(0) }.copied().unwrap_or_default();
-    let mut flow = Flow::default();
+    let mut flow_mem = core::mem::MaybeUninit::uninit();
+    let flow = Flow::zero_in(&mut flow_mem);
     let mut slot = NO_BACKEND;
-    let verdict = classify(&ctx, &settings, &mut flow, &mut slot);
+    let verdict = classify(&ctx, &settings, flow, &mut slot);
     count(unsafe { &mut VERDICTS }, verdict);
 
     if settings.log_every != 0 && bpf_get_prandom_u32() % settings.log_every == 0 {

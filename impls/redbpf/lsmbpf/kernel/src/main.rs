@@ -190,9 +190,10 @@ fn report(off: &Offsets, task: *const u8, path: *const u8, verdict: u8) {
         (*e).mntns = mntns_of(off, task);
         // verdict, pad[7]
         words.add(3).write(u64::from_ne_bytes([verdict, 0, 0, 0, 0, 0, 0, 0]));
-        // comm[16] and path[32], NUL-padded like the Aya program's zero-initialized event.
+        // comm[16] and path[32]: the helpers stop at the NUL, so the tails are zeroed first;
+        // volatile, or LLVM merges the zero stores into a call to a byte-wise memset.
         for i in 4..10 {
-            words.add(i).write(0);
+            words.add(i).write_volatile(0);
         }
         gen::bpf_get_current_comm((*e).comm.as_mut_ptr() as *mut c_void, COMM_LEN as u32);
         gen::bpf_probe_read_kernel_str((*e).path.as_mut_ptr() as *mut c_void, PATH_LEN as u32, name as *const c_void);
