@@ -15,7 +15,7 @@ setup:
 
 # Release builds of every implementation, copied to target/impls/<usecase>-<lib>, and the harness.
 build:
-	cargo build $(CARGO_FLAGS) $(addprefix -p ,$(IMPLS)) -p harness
+	cargo build $(CARGO_FLAGS) $(addprefix -p ,$(IMPLS)) -p harness -p aya-btf-cost
 	@mkdir -p $(IMPLS_DIR)
 	@for i in $(IMPLS); do install -m 0755 target/release/$$i $(IMPLS_DIR)/$$i; done
 	@echo "built: $(addprefix $(IMPLS_DIR)/,$(IMPLS))"

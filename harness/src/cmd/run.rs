@@ -69,6 +69,13 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
         ctx.check_interrupted()?;
     }
 
+    if run.capabilities.iter().any(|c| c.lib == "aya" && c.status.is_implemented()) {
+        match measure::library::aya_btf_cost(&ctx) {
+            Ok(findings) => run.findings.extend(findings),
+            Err(e) => run.failures.push(failure("*", "aya", Stage::Measure, &e)),
+        }
+    }
+
     let mut settings = BTreeMap::new();
     settings.insert("reps".into(), opts.reps.into());
     settings.insert("quick".into(), opts.quick.into());

@@ -279,35 +279,19 @@ fn artifact_rows(u: &str, l: &str, release: &Path, package: &str, binary: &Path)
 /// The object's disassembly with relocations, `objects/<package>.txt` in the report: the evidence
 /// behind instruction counts and the findings that cite them.
 fn disassemble(ctx: &Ctx, package: &str, object: &Path) -> Result<()> {
-    let out = Command::new("llvm-objdump")
-        .args(["-d", "-r", "--no-show-raw-insn"])
-        .arg(object)
-        .output()
-        .context("running llvm-objdump (apt: llvm)")?;
-    if !out.status.success() {
-        bail!("llvm-objdump {}: {}", object.display(), String::from_utf8_lossy(&out.stderr).trim());
-    }
     let dir = ctx.out.join("objects");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join(format!("{package}.txt")), out.stdout).with_context(|| format!("writing {}", dir.display()))
+    let path = dir.join(format!("{package}.txt"));
+    std::fs::write(&path, crate::objects::disassemble(object)?).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The BPF object the build produced, found library-neutrally: the newest ELF file with machine
-/// type EM_BPF in the package's build-script output (`release/build/<package>-*/out`), where
-/// aya-build, libbpf-cargo and cargo-bpf leave it.
+/// The one BPF object the package's build left (library-neutrally: [`crate::objects`]).
 fn bpf_object(release: &Path, package: &str) -> Result<PathBuf> {
-    const EM_BPF: u16 = 247;
-    let build = release.join("build");
-    let prefix = format!("{package}-");
-    let is_bpf = |path: &Path| {
-        let mut head = [0u8; 20];
-        std::fs::File::open(path)
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-            .map(|()| &head[..4] == b"\x7fELF" && u16::from_le_bytes([head[18], head[19]]) == EM_BPF)
-            .unwrap_or(false)
-    };
-    newest_file(&build, &prefix, &|p| is_bpf(p) && !p.components().any(|c| c.as_os_str() == "deps"))?
-        .with_context(|| format!("no BPF object (ELF, EM_BPF) under {}/{prefix}*/out", build.display()))
+    match crate::objects::in_build_output(release, package)?.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no BPF object (ELF, EM_BPF) under {}/build/{package}-*/out", release.display()),
+        many => bail!("{package} built {} BPF objects, expected one: {many:?}", many.len()),
+    }
 }
 
 /// The RedBPF bridge library a loader's build left for embedding, if any.

@@ -1,6 +1,7 @@
 //! Measurements shared by every use case; the use-case-specific ones live in `usecases`.
 
 pub mod build;
+pub mod library;
 pub mod load;
 
 use std::io::IsTerminal;
