@@ -168,17 +168,33 @@ command -v rustup >/dev/null || { log "rustup is missing: this machine kind ship
 # The user-side toolchain is pinned in rust-toolchain.toml; rustup installs it on first use,
 # do it here so a build does not pay for it silently.
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" --profile minimal
-if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
+# Aya's toolchain: each step is timed when it runs, into target/toolchain-cost/ (the harness
+# reports it as toolchain_install_s / toolchain_build_s, like RedBPF's from impls/redbpf/setup.sh).
+# --time-toolchains reinstalls both (and RedBPF's) to time them on a machine set up before.
+COST=target/toolchain-cost
+TIME_TOOLCHAINS=
+[[ ${1:-} == --time-toolchains ]] && TIME_TOOLCHAINS=1
+now() { date +%s.%N; }
+record() { # record <name> <start time>: the seconds since then, in $COST/<name>
+  mkdir -p "$COST"
+  awk -v a="$2" -v b="$(now)" 'BEGIN { printf "%.1f\n", b - a }' > "$COST/$1"
+}
+if [[ -n $TIME_TOOLCHAINS ]] || ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
    || ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src'; then
   log "installing $NIGHTLY with rust-src"
+  [[ -n $TIME_TOOLCHAINS ]] && rustup toolchain uninstall "$NIGHTLY" >/dev/null 2>&1 || true
+  start=$(now)
   rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
+  record aya_nightly_install_s "$start"
 fi
-if [[ "$(bpf-linker --version 2>/dev/null)" != *"$BPF_LINKER_VERSION"* ]]; then
+if [[ -n $TIME_TOOLCHAINS || "$(bpf-linker --version 2>/dev/null)" != *"$BPF_LINKER_VERSION"* ]]; then
   log "installing bpf-linker $BPF_LINKER_VERSION"
+  start=$(now)
   cargo install bpf-linker --version "$BPF_LINKER_VERSION" --locked --force
+  record bpf_linker_build_s "$start"
 fi
 # RedBPF: Rust 1.59, LLVM 13, 6.1 headers, cargo-bpf, vendored crates, patched redbpf.
-impls/redbpf/setup.sh
+impls/redbpf/setup.sh ${TIME_TOOLCHAINS:+--time-toolchains}
 
 # --- Kernel file systems BPF needs -----------------------------------------------------------
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

@@ -36,8 +36,12 @@ const BPF_OBJ_GET_INFO_BY_FD: libc::c_int = 15;
 const BPF_LINK_CREATE: libc::c_int = 28;
 const BPF_ENABLE_STATS: libc::c_int = 32;
 
-/// `enum bpf_attach_type`: XDP.
+/// `enum bpf_attach_type`: XDP, and TC egress through a TCX link (kernel >= 6.6).
 const BPF_XDP: u32 = 37;
+const BPF_TCX_EGRESS: u32 = 47;
+/// `BPF_PROG_TEST_RUN` flag: XDP verdicts act for real (XDP_TX and XDP_REDIRECT transmit the
+/// frame), kernel >= 5.18.
+const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
 /// `enum bpf_stats_type`: run time and run count.
 const BPF_STATS_RUN_TIME: u32 = 0;
 
@@ -53,7 +57,11 @@ pub const XDP_TX: u32 = 3;
 pub const XDP_REDIRECT: u32 = 4;
 
 /// `enum bpf_prog_type` values used here.
+pub const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 pub const BPF_PROG_TYPE_XDP: u32 = 6;
+
+/// TC return code that drops the packet.
+pub const TC_ACT_SHOT: u32 = 2;
 
 /// `enum bpf_map_type` values the harness cares about.
 pub const BPF_MAP_TYPE_HASH: u32 = 1;
@@ -384,6 +392,30 @@ impl Prog {
         Ok(TestRunResult { retval: attr.retval, duration: Duration::from_nanos(attr.duration.into()), data_out })
     }
 
+    /// Transmits `frame` `repeat` times for real (`BPF_F_TEST_XDP_LIVE_FRAMES`): the program
+    /// (for a generator one that returns `XDP_TX`) runs as if the frame had arrived on
+    /// `ifindex` of the *calling thread's* namespace, and its `XDP_TX` sends the frame out of
+    /// that interface, to a veth's peer, in batches of `batch_size` (at most 256). Returns the
+    /// kernel's mean time per frame.
+    pub fn test_run_live(&self, frame: &[u8], ifindex: u32, repeat: u32, batch_size: u32) -> Result<Duration> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex.
+        let xdp_md: [u32; 6] = [0, frame.len() as u32, 0, ifindex, 0, 0];
+        let mut attr = TestRunAttr {
+            prog_fd: self.fd.as_raw_fd() as u32,
+            data_size_in: frame.len() as u32,
+            data_in: frame.as_ptr() as u64,
+            repeat,
+            ctx_size_in: std::mem::size_of_val(&xdp_md) as u32,
+            ctx_in: xdp_md.as_ptr() as u64,
+            flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+            batch_size,
+            ..Default::default()
+        };
+        sys_bpf(BPF_PROG_TEST_RUN, &mut attr)
+            .with_context(|| format!("BPF_PROG_TEST_RUN with live frames on ifindex {ifindex} (kernel >= 5.18)"))?;
+        Ok(Duration::from_nanos(attr.duration.into()))
+    }
+
     /// Runs an XDP program once on an Ethernet frame and returns the verdict and the frame as
     /// the program left it.
     ///
@@ -703,6 +735,20 @@ pub fn attach_xdp_with_flags(prog: &Prog, ifindex: u32, flags: u32) -> Result<Li
     Ok(Link { fd: fd_from_ret(r) })
 }
 
+/// Attaches a TC program to the egress of interface `ifindex` of the calling thread's
+/// namespace with a TCX link (kernel >= 6.6), after whatever is attached there already.
+pub fn attach_tcx_egress(prog: &Prog, ifindex: u32) -> Result<Link> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.fd.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: BPF_TCX_EGRESS,
+        flags: 0,
+    };
+    let r = sys_bpf(BPF_LINK_CREATE, &mut attr)
+        .with_context(|| format!("BPF_LINK_CREATE (TCX egress on ifindex {ifindex}, kernel >= 6.6)"))?;
+    Ok(Link { fd: fd_from_ret(r) })
+}
+
 #[repr(C)]
 #[derive(Default)]
 struct EnableStatsAttr {
@@ -765,6 +811,12 @@ fn obj_name(name: &str) -> [u8; 16] {
 /// A baseline for cost measurements ("what does an empty XDP program cost") and a fixture for
 /// the harness' own tests; the program lives as long as the returned handle.
 pub fn load_constant_xdp(name: &str, verdict: u32) -> Result<Prog> {
+    load_constant(BPF_PROG_TYPE_XDP, name, verdict)
+}
+
+/// [`load_constant_xdp`] for any program type (a TC program returning [`TC_ACT_SHOT`] is the
+/// floor of a TC egress path).
+pub fn load_constant(prog_type: u32, name: &str, verdict: u32) -> Result<Prog> {
     // BPF_ALU64 | BPF_MOV | BPF_K, dst r0, imm; then BPF_JMP | BPF_EXIT.
     let mut insns = [0u8; 16];
     insns[0] = 0xb7;
@@ -772,14 +824,15 @@ pub fn load_constant_xdp(name: &str, verdict: u32) -> Result<Prog> {
     insns[8] = 0x95;
     let license = b"GPL\0";
     let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_XDP,
+        prog_type,
         insn_cnt: 2,
         insns: insns.as_ptr() as u64,
         license: license.as_ptr() as u64,
         prog_name: obj_name(name),
         ..Default::default()
     };
-    let r = sys_bpf(BPF_PROG_LOAD, &mut attr).context("BPF_PROG_LOAD of a constant XDP program")?;
+    let r = sys_bpf(BPF_PROG_LOAD, &mut attr)
+        .with_context(|| format!("BPF_PROG_LOAD of a constant program (type {prog_type})"))?;
     Ok(Prog { fd: fd_from_ret(r) })
 }
 

@@ -55,6 +55,8 @@ pub struct Tracer {
     pub running: Running,
     pub pid: u32,
     pub prog_id: u32,
+    /// The `conn` lines read so far, parsed (a JSON value per record would take ~1 KB).
+    records: Vec<Record>,
 }
 
 /// One `conn` line and when the harness read it (`CLOCK_MONOTONIC` ns).
@@ -72,14 +74,14 @@ impl Tracer {
         let pid = running.wait_ready(timeout)?;
         let prog = crate::bpf::find_prog(pid, PROG_NAME)?;
         let prog_id = prog.info()?.id;
-        Ok(Tracer { running, pid, prog_id })
+        Ok(Tracer { running, pid, prog_id, records: Vec::new() })
     }
 
     /// Every `conn` line read so far.
     pub fn records(&mut self) -> Vec<Record> {
-        // Moves whatever the reader thread has into the history (no line has this event).
-        let _ = self.running.poll_event("\0");
-        records_of(self.running.history())
+        let lines = self.running.take_events("conn");
+        self.records.extend(records_of(&lines));
+        self.records.clone()
     }
 
     /// Waits until `done(records)` holds or `timeout` passes; returns the records either way.

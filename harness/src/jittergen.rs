@@ -957,6 +957,10 @@ pub struct Measured {
     pub late_pct: f64,
     /// The 90th percentile of the packets that were not late.
     pub on_time_p90: f64,
+    /// Every delay in buckets of the grid of `histograms.csv` (upper bound in ms, count), so
+    /// that the host can draw the distribution without the samples.
+    #[serde(default)]
+    pub delay_hist: Vec<(f64, u64)>,
 }
 
 impl Measured {
@@ -978,6 +982,7 @@ impl Measured {
             p99: s.delay_pct(99.0),
             late_pct: s.share_at_least(20.0) * 100.0,
             on_time_p90: on_time.delay_pct(90.0),
+            delay_hist: metrics::hist::Histogram::from_samples("", "", "", None, "", &s.delays_ms).buckets,
         }
     }
 

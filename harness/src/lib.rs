@@ -31,6 +31,7 @@ pub mod packetfilter;
 pub mod process;
 pub mod reference;
 pub mod scenario;
+pub mod throughput;
 pub mod traffic;
 pub mod usecases;
 pub mod vm;

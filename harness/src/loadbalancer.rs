@@ -889,7 +889,8 @@ const SERVER_MAX_RUNTIME: Duration = Duration::from_secs(900);
 /// Per step of a client connection (connect, each answer).
 const CLIENT_STEP_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn host_mac(host: u8, index: u8) -> [u8; 6] {
+/// The MAC of a bed host: `host` 0 for the client and the balancer, 1 for backends.
+pub fn host_mac(host: u8, index: u8) -> [u8; 6] {
     [0x02, 0x1b, 0x00, 0x00, host, index]
 }
 

@@ -35,6 +35,10 @@ enum Cmd {
         /// Where to write compare.md and compare.html (default: B).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Instead: check that every ranking either run calls significant is the other's too
+        /// (same leaders); exit 1 listing those that are not.
+        #[arg(long)]
+        rankings: bool,
     },
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
@@ -58,7 +62,8 @@ fn main() -> ExitCode {
                 }
                 true
             }),
-        Cmd::Compare { a, b, out } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
+        Cmd::Compare { a, b, rankings: true, .. } => cmd::compare_rankings(&a, &b),
+        Cmd::Compare { a, b, out, .. } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Clean => cmd::clean::run().map(|removed| {

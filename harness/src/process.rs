@@ -331,6 +331,20 @@ impl Running {
         None
     }
 
+    /// Removes every line with `"event": event` read so far from the history and the unconsumed
+    /// lines, and returns them: for a high-volume event (a tracer's records) that the caller
+    /// keeps in a compact form of its own instead of as JSON values.
+    pub fn take_events(&mut self, event: &str) -> Vec<Line> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.history.push(line.clone());
+            self.pending.push_back(line);
+        }
+        self.pending.retain(|l| l.event() != event);
+        let (taken, kept) = std::mem::take(&mut self.history).into_iter().partition(|l| l.event() == event);
+        self.history = kept;
+        taken
+    }
+
     /// Waits for the next line with `"event": event` (see [`Running::wait_for_line`]).
     pub fn wait_for(&mut self, event: &str, timeout: Duration) -> Result<Value> {
         self.wait_for_line(&format!("a `{event}` line"), timeout, |v| v["event"] == event)

@@ -180,28 +180,6 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Sends `frame` up to `count` times (or until `max` elapsed) out of `ifname` in `ns`, as fast
-/// as the link takes them. Returns how many were sent and how long it took.
-pub fn blast(ns: &NetNs, ifname: &str, frame: &[u8], count: u64, max: Duration) -> Result<(u64, Duration)> {
-    let (mut tx, _rx) = channel(ns, ifname, Duration::from_millis(10))?;
-    let started = Instant::now();
-    let mut sent = 0u64;
-    while sent < count {
-        match tx.send_to(frame, None) {
-            Some(Ok(())) => sent += 1,
-            // The socket buffer is full: the receiving side is the bottleneck, which is what
-            // is being measured; try again.
-            Some(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => std::thread::yield_now(),
-            Some(Err(e)) => return Err(e).context("sending a frame"),
-            None => bail!("sending on {ifname}: no room in the write buffer"),
-        }
-        if sent.is_multiple_of(1024) && started.elapsed() > max {
-            break;
-        }
-    }
-    Ok((sent, started.elapsed()))
-}
-
 /// Round-trip times in microseconds of `count` UDP requests from `client_ns` to an echo server
 /// at `server` in `server_ns`. A request without an answer within a second counts as lost.
 pub fn udp_echo_rtt_us(client_ns: &NetNs, server_ns: &NetNs, server: SocketAddr, count: u32) -> Result<(Vec<f64>, u32)> {

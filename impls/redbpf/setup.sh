@@ -6,6 +6,7 @@
 #     cargo (cargo 1.59 cannot read today's crates.io index), so builds here run offline;
 #   - ./patched/redbpf: redbpf 2.3.0 with ./patches applied (used through [patch.crates-io]);
 #   - cargo-bpf 2.3.0 with LLVM 13, in ~/.cargo/bin.
+# `setup.sh --time-toolchains` reinstalls Rust 1.59 and cargo-bpf to time them.
 # `setup.sh --relock` re-resolves both lockfiles with the pins below (then commit them).
 # How long the vendoring and the cargo-bpf build took, when they ran, is kept in
 # target/toolchain-cost/ for the harness's build metrics.
@@ -40,9 +41,12 @@ compgen -G "/lib/modules/6.1.*/build/Makefile" >/dev/null \
   || { log "no 6.1 kernel headers under /lib/modules (linux-headers-amd64): run scripts/setup.sh"; exit 1; }
 
 # --- Rust 1.59 ---------------------------------------------------------------------------------
-if ! rustup run "$TOOLCHAIN" rustc --version >/dev/null 2>&1; then
+if [[ ${1:-} == --time-toolchains ]] || ! rustup run "$TOOLCHAIN" rustc --version >/dev/null 2>&1; then
   log "installing Rust $TOOLCHAIN"
+  [[ ${1:-} == --time-toolchains ]] && rustup toolchain uninstall "$TOOLCHAIN" >/dev/null 2>&1 || true
+  start=$(now)
   rustup toolchain install "$TOOLCHAIN" --profile minimal
+  record rust_install_s "$start"
 fi
 
 # --- Lockfiles (only with --relock) ------------------------------------------------------------
@@ -87,8 +91,10 @@ if [[ ! -f vendor/.bpfeval-stamp || $(cat vendor/.bpfeval-stamp) != "$(stamp)" ]
 fi
 
 # --- cargo-bpf ---------------------------------------------------------------------------------
-if [[ "$(cargo-bpf bpf --version 2>/dev/null)" != "cargo-bpf $CARGO_BPF_VERSION" ]]; then
+if [[ ${1:-} == --time-toolchains || "$(cargo-bpf bpf --version 2>/dev/null)" != "cargo-bpf $CARGO_BPF_VERSION" ]]; then
   log "building cargo-bpf $CARGO_BPF_VERSION with LLVM 13 (takes a few minutes)"
+  # A cold build is what it costs (and what --time-toolchains times).
+  rm -rf "$HERE/target/cargo-bpf"
   started=$(now)
   (cd tools/cargo-bpf && LLVM_SYS_130_PREFIX=$LLVM_PREFIX CARGO_TARGET_DIR="$HERE/target/cargo-bpf" \
     cargo build --release --locked --offline)

@@ -95,7 +95,10 @@ pub const CATALOGUE: &[Metric] = &[
     m("bridge_rss_kib", "KiB", Lower, "bridge_memory", "Resident pages of our RedBPF bridge library: plumbing, not the library"),
     m("loader_cpu_pct", "%", Lower, "cpu", "CPU use of the loader while attached and under load"),
     m("test_run_ns", "ns", Lower, "test_run", "Per-packet run time with BPF_PROG_TEST_RUN"),
-    m("veth_pps", "pps", Higher, "throughput", "Packets per second forwarded over a veth pair"),
+    m("veth_pps", "pps", Higher, "throughput", "Packets per second the program ran on (its run_cnt over time), under a generator (BPF_PROG_TEST_RUN live frames) that outruns the receiving CPU; see generator_bound"),
+    m("live_ns_per_pkt", "ns", Lower, "live_cost", "Mean run time per packet under that load, from the kernel's BPF statistics (Δrun_time_ns / Δrun_cnt)"),
+    m("rx_cpu_busy_pct", "%", Higher, "rx_busy", "Busy share of the receiving CPU (the veth's threaded NAPI kthread) during the throughput measurement: near 100% when the receiver, not the generator, is the bottleneck"),
+    m("generator_bound", "bool", Lower, "saturation", "1 in a repetition whose receiving CPU was below 90% busy: its veth_pps measured the generator, not the program"),
     m("conn_per_s", "conn/s", Higher, "connections", "Connections per second completed"),
     m("latency_p50_us", "µs", Lower, "latency", "Median round-trip latency"),
     m("latency_p99_us", "µs", Lower, "latency", "99th percentile round-trip latency"),
@@ -110,7 +113,8 @@ pub const CATALOGUE: &[Metric] = &[
     m("wire_delay_p50_ms", "ms", Target, "wire_delay", "Median one-way delay of a stream (compare with ref:configured and ref:netem)"),
     m("wire_delay_p99_ms", "ms", Target, "wire_delay", "99th percentile one-way delay of a stream (compare with ref:configured and ref:netem)"),
     // lsmbpf (VM guest): decisions per case, and a cost ratio measured in one guest (TCG times are emulated).
-    m("decision_pass", "bool", Higher, "decisions", "1 when a chroot case got the decision the policy demands (lsmbpf decision matrix, class = case)"),
+    m("decision_pass", "bool", Higher, "decisions", "1 when a chroot case got the decision the policy demands (lsmbpf decision matrix, class = case); absent where the program did not decide the case (decision_exercised 0)"),
+    m("decision_exercised", "bool", Higher, "decisions", "1 when the program under test made the decision of a chroot case; 0 where another program decided first (prior_deny on kernel 6.1: the kernel stops at the first denial), so there is no pass to report"),
     m("chroot_cost_ratio", "×", Lower, "syscall_overhead", "Cost of chroot(\"/\") with the program attached over without, in the same VM guest"),
     m("attach_ms", "ms", Lower, "load_time", "Time to attach the loaded program (the loader's own measurement)"),
     // comtrace: a tracer's cost to the traced workload and how completely it reports.
@@ -126,8 +130,20 @@ pub const CATALOGUE: &[Metric] = &[
 /// (equal values tie), with no test and no minimum of repetitions.
 pub const EXACT: &[&str] = &[
     "loc_total", "loc_kernel", "loc_types", "loc_loader", "loc_build", "loc_patches", "dep_crates", "obj_bytes", "bin_bytes",
-    "verified_insns", "xlated_bytes", "jited_bytes", "decision_pass",
+    "verified_insns", "xlated_bytes", "jited_bytes", "decision_pass", "decision_exercised",
 ];
+
+/// Metrics that describe the conditions of a measurement rather than the library: shown, never
+/// ranked, with the reason.
+pub const CONDITIONS: &[(&str, &str)] = &[
+    ("rx_cpu_busy_pct", "a condition of the throughput measurement"),
+    ("generator_bound", "a flag of the throughput measurement"),
+];
+
+/// Why `name` is never ranked, if it is a [`CONDITIONS`] metric.
+pub fn condition(name: &str) -> Option<&'static str> {
+    CONDITIONS.iter().find(|(n, _)| *n == name).map(|(_, why)| *why)
+}
 
 pub fn is_exact(name: &str) -> bool {
     EXACT.contains(&name)
@@ -152,8 +168,8 @@ pub struct Dimension {
 /// In summary order. Every group of the catalogue is in exactly one dimension.
 #[rustfmt::skip]
 pub const DIMENSIONS: &[Dimension] = &[
-    Dimension { key: "cost", title: "per-packet/per-event cost", groups: &["test_run", "prog_cost", "syscall_overhead", "conn_overhead", "cpu"] },
-    Dimension { key: "throughput", title: "throughput", groups: &["throughput", "connections"] },
+    Dimension { key: "cost", title: "per-packet/per-event cost", groups: &["test_run", "live_cost", "prog_cost", "syscall_overhead", "conn_overhead", "cpu"] },
+    Dimension { key: "throughput", title: "throughput", groups: &["throughput", "rx_busy", "saturation", "connections"] },
     Dimension { key: "latency", title: "latency", groups: &["latency", "conn_latency", "record_latency"] },
     Dimension { key: "load_time", title: "load time", groups: &["load_time"] },
     Dimension { key: "memory", title: "memory", groups: &["memory"] },

@@ -30,6 +30,7 @@ pub const ENVIRONMENT_JSON: &str = "environment.json";
 pub const FAILURES_JSON: &str = "failures.json";
 pub const CAPABILITIES_JSON: &str = "capabilities.json";
 pub const FINDINGS_JSON: &str = "findings.json";
+pub const PROVENANCE_JSON: &str = "provenance.json";
 pub const REPO_METRICS_CSV: &str = "repo-metrics.csv";
 
 /// `lib` of a reference row: `ref:empty XDP program`, `ref:xdp-filter`.
@@ -243,6 +244,17 @@ pub struct Capability {
     pub note: String,
 }
 
+/// Values of a run that it did not measure itself, and where they come from: build metrics
+/// reused from an earlier run whose inputs were the same, toolchain costs replayed from
+/// set-up's timing, or why a value is missing. `provenance.json`; the report lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub usecase: String,
+    pub lib: String,
+    pub metrics: Vec<String>,
+    pub source: String,
+}
+
 /// The one-line cause of a large difference between libraries, with links that show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
@@ -383,6 +395,7 @@ pub struct Run {
     pub failures: Vec<Failure>,
     pub capabilities: Vec<Capability>,
     pub findings: Vec<Finding>,
+    pub provenance: Vec<Provenance>,
     /// `None` when the run has no `histograms.csv`.
     pub histograms: Option<Vec<crate::hist::Histogram>>,
     pub repo_metrics: Option<RepoMetrics>,
@@ -410,6 +423,7 @@ impl Run {
             failures: read_json_if_exists(&dir.join(FAILURES_JSON))?.unwrap_or_default(),
             capabilities: read_json_if_exists(&dir.join(CAPABILITIES_JSON))?.unwrap_or_default(),
             findings: read_json_if_exists(&dir.join(FINDINGS_JSON))?.unwrap_or_default(),
+            provenance: read_json_if_exists(&dir.join(PROVENANCE_JSON))?.unwrap_or_default(),
             histograms: {
                 let path = dir.join(crate::hist::HISTOGRAMS_CSV);
                 if path.exists() {
@@ -436,6 +450,9 @@ impl Run {
         write_json(&dir.join(FAILURES_JSON), &self.failures)?;
         if !self.findings.is_empty() {
             write_json(&dir.join(FINDINGS_JSON), &self.findings)?;
+        }
+        if !self.provenance.is_empty() {
+            write_json(&dir.join(PROVENANCE_JSON), &self.provenance)?;
         }
         if let Some(h) = &self.histograms {
             crate::hist::write_histograms(&dir.join(crate::hist::HISTOGRAMS_CSV), h)?;
@@ -614,6 +631,12 @@ mod tests {
                 cause: "BTF is parsed twice".into(),
                 evidence: vec!["https://example.org/issue/1".into()],
             }],
+            provenance: vec![crate::record::Provenance {
+                usecase: "packetfilter".into(),
+                lib: "aya".into(),
+                metrics: vec!["toolchain_build_s (target/toolchain-cost/bpf_linker_build_s)".into()],
+                source: "replayed from set-up's timing".into(),
+            }],
             histograms: Some(vec![crate::hist::Histogram::from_samples(
                 "lsmbpf", "aya", "latency_us", None, "µs", &[1.0, 2.0],
             )]),
@@ -631,6 +654,7 @@ mod tests {
         assert_eq!(back.failures, run.failures);
         assert_eq!(back.capabilities, run.capabilities);
         assert_eq!(back.findings, run.findings);
+        assert_eq!(back.provenance, run.provenance);
         assert_eq!(back.histograms.unwrap()[0].total(), 2);
     }
 

@@ -18,3 +18,16 @@ pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<bool> {
     }
     Ok(moved.is_empty())
 }
+
+/// `harness compare --rankings A B`: whether every significant ranking of either run is the
+/// other's too; prints those that are not.
+pub fn compare_rankings(a: &Path, b: &Path) -> Result<bool> {
+    let differ = metrics::report::rankings_not_reproduced(a, b)?;
+    if differ.is_empty() {
+        println!("every significant ranking of either run is reproduced by the other");
+    }
+    for d in &differ {
+        println!("not reproduced: {d}");
+    }
+    Ok(differ.is_empty())
+}

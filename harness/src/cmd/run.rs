@@ -1,5 +1,6 @@
-//! `harness run`: for every use case and library — source metrics, build, conformance, load,
-//! per-packet cost and traffic — then references, then the report. An implementation that
+//! `harness run`: for every use case, each library's source metrics, build and conformance;
+//! then the runtime repetitions (load, per-packet cost, traffic) interleaved across libraries
+//! and references after a warm-up round; then the report. An implementation that
 //! fails a stage is recorded with its error and the run goes on; the exit code says whether
 //! anything failed.
 
@@ -24,9 +25,14 @@ pub struct Options {
     /// Repetitions of every runtime metric.
     #[arg(long, default_value_t = 5)]
     reps: u32,
-    /// Fewer packets and repetitions (at most 3): for CI and a first look.
+    /// Shorter repetitions (still `--reps` of them, 5 by default, so that the report ranks):
+    /// for CI and a first look.
     #[arg(long)]
     quick: bool,
+    /// Build every implementation again, even where an earlier run's build metrics are
+    /// reusable (nothing the build reads changed).
+    #[arg(long)]
+    rebuild: bool,
     /// Output directory (default `reports/<timestamp>/`; `reports/latest` points at the newest).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -40,13 +46,18 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
         None => workspace.join("reports").join(metrics::record::timestamp_for_path()),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let ctx = Ctx::new(workspace, &out, opts.reps, opts.quick, quiet)?;
-    // Four steps per library (source, build, conformance, load) per use case: the estimate.
-    ctx.plan(selected.len() * usecases::LIBS.len() * 4);
+    let mut ctx = Ctx::new(workspace, &out, opts.reps, opts.quick, quiet)?;
+    ctx.rebuild = opts.rebuild;
+    // Per use case three steps per library (source, build, conformance), then a warm-up and
+    // the repetitions of every library and the references: the estimate.
+    let libs = usecases::LIBS.len();
+    ctx.plan(selected.len() * (libs * 3 + (ctx.reps as usize + 1) * (libs + 1)));
 
     let mut run = Run { dir: out.clone(), ..Default::default() };
     let mut versions = BTreeMap::new();
     for usecase in &selected {
+        // Build and check every library first; then the runtime repetitions, interleaved.
+        let mut ready = Vec::new();
         for lib in usecases::LIBS {
             if opts.libs.as_ref().is_some_and(|l| !l.iter().any(|x| x == lib)) {
                 continue;
@@ -59,14 +70,10 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
             }
             let imp = Implementation::at(workspace, usecase.name(), lib);
             versions.insert(lib.to_string(), measure::versions(workspace, &imp));
-            measure_one(&ctx, usecase.as_ref(), &imp, &mut run);
+            ready.extend(prepare(&ctx, usecase.as_ref(), &imp, &mut run));
             ctx.check_interrupted()?;
         }
-        match usecase.references(&ctx) {
-            Ok(rows) => run.rows.extend(rows),
-            Err(e) => run.failures.push(failure(usecase.name(), "references", Stage::Measure, &e)),
-        }
-        ctx.check_interrupted()?;
+        interleave(&ctx, usecase.as_ref(), ready, &mut run)?;
     }
 
     if run.capabilities.iter().any(|c| c.lib == "aya" && c.status.is_implemented()) {
@@ -80,13 +87,20 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     settings.insert("reps".into(), opts.reps.into());
     settings.insert("quick".into(), opts.quick.into());
     settings.insert("usecases".into(), selected.iter().map(|u| u.name()).collect::<Vec<_>>().into());
+    // The harness' own cost: it must stay light (samples go to histograms, not memory).
+    let peak_kib = harness::measure::load::peak_rss_kib(std::process::id()).unwrap_or(0);
+    settings.insert("harness_peak_rss_kib".into(), peak_kib.into());
+    settings.insert("harness_elapsed_s".into(), ctx.elapsed().as_secs().into());
     run.meta = Some(RunMeta::new(settings));
+    run.histograms = Some(ctx.take_histograms());
     run.environment = Some(Environment::collect(versions));
+    run.provenance = ctx.take_provenance();
     run.save(&out)?;
     let files = metrics::report::render(&out)?;
     point_latest(workspace, &out);
 
     ctx.say(&format!("report: {}", out.join("index.html").display()));
+    ctx.say(&format!("harness: {} s, peak memory {} MiB", ctx.elapsed().as_secs(), peak_kib / 1024));
     for f in files {
         ctx.say(&format!("wrote {}", f.display()));
     }
@@ -114,8 +128,9 @@ fn select(opts: &Options) -> Result<Vec<Box<dyn UseCase>>> {
     Ok(picked)
 }
 
-/// Every stage of one implementation; a failing stage records a failure and skips the rest.
-fn measure_one(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut Run) {
+/// Source, build and conformance of one implementation: the implementation with its binary
+/// if it may be measured. A failing stage records a failure and skips the rest.
+fn prepare(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut Run) -> Option<Implementation> {
     let (u, l) = (imp.usecase.as_str(), imp.lib.as_str());
     ctx.step(&format!("{u}/{l}: source"));
     match measure::build::source(&ctx.workspace, imp) {
@@ -129,7 +144,10 @@ fn measure_one(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut
             run.rows.extend(built.rows);
             built.binary
         }
-        Err(e) => return run.failures.push(failure(u, l, Stage::Build, &e)),
+        Err(e) => {
+            run.failures.push(failure(u, l, Stage::Build, &e));
+            return None;
+        }
     };
     let imp = imp.with_binary(binary);
 
@@ -138,16 +156,59 @@ fn measure_one(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut
         Ok(mismatches) if mismatches.is_empty() => {}
         Ok(mismatches) => {
             let err = anyhow::anyhow!("{} conformance vectors failed:\n{}", mismatches.len(), mismatches.join("\n"));
-            return run.failures.push(failure(u, l, Stage::Conformance, &err));
+            run.failures.push(failure(u, l, Stage::Conformance, &err));
+            return None;
         }
-        Err(e) => return run.failures.push(failure(u, l, Stage::Conformance, &e)),
+        Err(e) => {
+            run.failures.push(failure(u, l, Stage::Conformance, &e));
+            return None;
+        }
     }
+    Some(imp)
+}
 
-    ctx.step(&format!("{u}/{l}: load and traffic"));
-    match usecase.measure(ctx, &imp) {
-        Ok(rows) => run.rows.extend(rows),
-        Err(e) => run.failures.push(failure(u, l, Stage::Load, &e)),
+/// The runtime repetitions, interleaved: a warm-up round (rows dropped) unless the use case
+/// measures in the guest, then round 1 of every library and then of the references, round 2,
+/// ... so that drift of the machine over the run spreads over all of them instead of favouring
+/// whoever ran first. An implementation that fails a round is recorded and leaves the rounds.
+fn interleave(ctx: &Ctx, usecase: &dyn UseCase, mut imps: Vec<Implementation>, run: &mut Run) -> Result<()> {
+    let u = usecase.name();
+    let first = if usecase.warm_up() { 0 } else { 1 };
+    let mut references_failed = false;
+    for rep in first..=ctx.reps {
+        ctx.set_rep(rep);
+        let round = if rep == 0 { "warm-up".to_string() } else { format!("repetition {rep}/{}", ctx.reps) };
+        let keep = rep > 0;
+        let mut failed = Vec::new();
+        for (i, imp) in imps.iter().enumerate() {
+            ctx.step(&format!("{u}/{}: {round}", imp.lib));
+            match usecase.measure(ctx, imp) {
+                Ok(rows) if keep => run.rows.extend(rows),
+                Ok(_) => {}
+                Err(e) => {
+                    run.failures.push(failure(u, &imp.lib, Stage::Load, &e.context(round.clone())));
+                    failed.push(i);
+                }
+            }
+            ctx.check_interrupted()?;
+        }
+        for i in failed.into_iter().rev() {
+            imps.remove(i);
+        }
+        if !references_failed {
+            ctx.step(&format!("{u}/references: {round}"));
+            match usecase.references(ctx) {
+                Ok(rows) if keep => run.rows.extend(rows),
+                Ok(_) => {}
+                Err(e) => {
+                    run.failures.push(failure(u, "references", Stage::Measure, &e.context(round.clone())));
+                    references_failed = true;
+                }
+            }
+            ctx.check_interrupted()?;
+        }
     }
+    Ok(())
 }
 
 fn failure(usecase: &str, lib: &str, stage: Stage, err: &anyhow::Error) -> Failure {

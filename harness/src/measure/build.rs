@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use metrics::record::Row;
+use metrics::record::{Provenance, Row};
 
 use super::Ctx;
 use crate::process::Implementation;
@@ -133,7 +133,27 @@ impl Cargo {
 
 /// Cold build in the implementation's own, emptied target directory, then `reps` warm rebuilds
 /// after touching the kernel program (also with `--quick`: a build is what a user pays first).
+/// When nothing the build reads changed since an earlier run ([`BuildCache`]), its build rows
+/// and binary are reused instead, and the run's `provenance.json` says so.
 pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
+    let cache = BuildCache::of(ctx, imp);
+    if !ctx.rebuild {
+        if let Some(reused) = cache.reusable(ctx, imp)? {
+            ctx.provenance(Provenance {
+                usecase: imp.usecase.clone(),
+                lib: imp.lib.clone(),
+                metrics: metrics_of(&reused.rows),
+                source: format!("reused from the run {} (sources and toolchains unchanged)", reused.run),
+            });
+            return Ok(Built { binary: reused.binary, rows: reused.rows });
+        }
+    }
+    let built = build_fresh(ctx, imp)?;
+    cache.store(ctx, imp, &built)?;
+    Ok(built)
+}
+
+fn build_fresh(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     let workspace = ctx.workspace.as_path();
     let (u, l) = (imp.usecase.as_str(), imp.lib.as_str());
     let cargo = Cargo::of_impl(workspace, imp)?;
@@ -143,9 +163,7 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
         std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
     }
     rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(&cargo, &target, &imp.package())?));
-    if l == REDBPF {
-        rows.extend(redbpf_toolchain(ctx, u)?);
-    }
+    rows.extend(toolchain_rows(ctx, imp)?);
 
     let kernel = kernel_sources(&imp.source_dir(workspace))?;
     for rep in 1..=ctx.reps {
@@ -161,6 +179,130 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     rows.extend(artifact_rows(u, l, &target.join("release"), &imp.package(), &binary)?);
     disassemble(ctx, &imp.package(), &bpf_object(&target.join("release"), &imp.package())?)?;
     Ok(Built { binary, rows })
+}
+
+fn metrics_of(rows: &[Row]) -> Vec<String> {
+    let mut m: Vec<String> = rows.iter().map(|r| r.metric.clone()).collect();
+    m.sort();
+    m.dedup();
+    m
+}
+
+/// Build metrics of one implementation as an earlier run measured them, with what they
+/// depended on: `target/harness/build-cache/<package>.json`. Reused when every file is as it
+/// was — the implementation's directory, the files its build compiled (dep-info), its declared
+/// patches, the lockfiles — and so are the toolchain and crate versions ([`super::versions`]).
+struct BuildCache {
+    path: PathBuf,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    /// The run directory that measured the rows.
+    run: String,
+    /// FNV-1a of the inputs' contents and of the versions.
+    key: String,
+    /// The files the key covers (relative to the workspace).
+    files: Vec<PathBuf>,
+    binary: PathBuf,
+    rows: Vec<Row>,
+    /// `loc/<package>.json` of that run.
+    loc: serde_json::Value,
+}
+
+impl BuildCache {
+    fn of(ctx: &Ctx, imp: &Implementation) -> BuildCache {
+        BuildCache { path: ctx.target_root().join("build-cache").join(format!("{}.json", imp.package())) }
+    }
+
+    fn reusable(&self, ctx: &Ctx, imp: &Implementation) -> Result<Option<Cached>> {
+        let Ok(text) = std::fs::read_to_string(&self.path) else { return Ok(None) };
+        let Ok(cached) = serde_json::from_str::<Cached>(&text) else { return Ok(None) };
+        let files = inputs(ctx, imp, &cached.files)?;
+        if files != cached.files || key(ctx, imp, &files)? != cached.key || !cached.binary.is_file() {
+            return Ok(None);
+        }
+        // The per-file lines of code go with the rows.
+        let dir = ctx.out.join("loc");
+        std::fs::create_dir_all(&dir)?;
+        metrics::record::write_json(&dir.join(format!("{}.json", imp.package())), &cached.loc)?;
+        Ok(Some(cached))
+    }
+
+    fn store(&self, ctx: &Ctx, imp: &Implementation, built: &Built) -> Result<()> {
+        let release = ctx.target_root().join(imp.package()).join("release");
+        let dep_info = release.join(format!("{}.d", imp.package()));
+        let compiled = metrics::loc::dep_info(&dep_info, &ctx.workspace)?;
+        let files = inputs(ctx, imp, &compiled)?;
+        let loc_path = ctx.out.join("loc").join(format!("{}.json", imp.package()));
+        let loc = std::fs::read_to_string(&loc_path).with_context(|| format!("reading {}", loc_path.display()))?;
+        let cached = Cached {
+            run: ctx.out.display().to_string(),
+            key: key(ctx, imp, &files)?,
+            files,
+            binary: built.binary.clone(),
+            rows: built.rows.clone(),
+            loc: serde_json::from_str(&loc)?,
+        };
+        std::fs::create_dir_all(self.path.parent().expect("has a parent"))?;
+        metrics::record::write_json(&self.path, &cached)
+    }
+}
+
+/// The files a build of `imp` reads, sorted, relative to the workspace: `compiled` (its
+/// dep-info), every file of its directory and of its library's build support and patches, and
+/// the lockfiles and manifests of both workspaces.
+fn inputs(ctx: &Ctx, imp: &Implementation, compiled: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let ws = ctx.workspace.as_path();
+    let lib_dir = ws.join("impls").join(&imp.lib);
+    let mut files: BTreeSet<PathBuf> = compiled.iter().map(|f| f.strip_prefix(ws).unwrap_or(f).to_path_buf()).collect();
+    for dir in [imp.source_dir(ws), lib_dir.join("build-support"), lib_dir.join("patches")] {
+        walk(&dir, &mut |f| {
+            files.insert(f.strip_prefix(ws).unwrap_or(f).to_path_buf());
+        })?;
+    }
+    for f in ["Cargo.lock", "Cargo.toml", "rust-toolchain.toml"] {
+        for dir in [ws, lib_dir.as_path()] {
+            if dir.join(f).is_file() {
+                files.insert(dir.join(f).strip_prefix(ws).unwrap_or(Path::new(f)).to_path_buf());
+            }
+        }
+    }
+    Ok(files.into_iter().collect())
+}
+
+/// Every file under `dir` (none if it does not exist), without build output (`target/`).
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "target") {
+                walk(&path, f)?;
+            }
+        } else {
+            f(&path);
+        }
+    }
+    Ok(())
+}
+
+/// FNV-1a (64 bit) over the files' names and contents and the toolchain and crate versions:
+/// enough to notice a change, which is all it is for.
+fn key(ctx: &Ctx, imp: &Implementation, files: &[PathBuf]) -> Result<String> {
+    let mut h: u64 = 0xcbf29ce484222325;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+        }
+    };
+    for f in files {
+        feed(f.as_os_str().as_encoded_bytes());
+        // A vanished file is a change, as an empty one.
+        feed(&std::fs::read(ctx.workspace.join(f)).unwrap_or_default());
+    }
+    feed(serde_json::to_string(&super::versions(&ctx.workspace, imp))?.as_bytes());
+    Ok(format!("{h:016x}"))
 }
 
 fn cargo_build(cargo: &Cargo, target: &Path, package: &str) -> Result<f64> {
@@ -180,44 +322,71 @@ fn cargo_build(cargo: &Cargo, target: &Path, package: &str) -> Result<f64> {
     Ok(secs)
 }
 
-/// What RedBPF's toolchain costs before its first build, as lines of their own: the cold build
-/// of cargo-bpf 2.3.0 with LLVM 13 (`toolchain_build_s`; in a fresh target directory, or with
-/// `--quick` as impls/redbpf/setup.sh timed it), and the resolving and vendoring of its crates
-/// (`toolchain_vendor_s`, as setup.sh timed it: a repeat here would find everything cached).
-fn redbpf_toolchain(ctx: &Ctx, usecase: &str) -> Result<Vec<Row>> {
-    let dir = ctx.workspace.join("impls").join(REDBPF);
-    let recorded = |name: &str| -> Option<f64> {
-        std::fs::read_to_string(dir.join("target/toolchain-cost").join(name)).ok()?.trim().parse().ok()
+/// What a library's toolchain costs once, before its first build, for every library the same
+/// way: as set-up paid it (`scripts/setup.sh` and `impls/redbpf/setup.sh` time each step when
+/// they run it, into `target/toolchain-cost/` of the workspace and of `impls/redbpf`), replayed
+/// here and said so in `provenance.json` (a repeat in the run would find everything cached):
+/// - `toolchain_install_s`: rustup installing the extra Rust (Aya: the nightly with rust-src;
+///   RedBPF: Rust 1.59);
+/// - `toolchain_build_s`: the build tool compiled from source (Aya: `cargo install
+///   bpf-linker`; RedBPF: cargo-bpf 2.3.0 with LLVM 13);
+/// - `toolchain_vendor_s`: resolving and vendoring crates the pinned old cargo cannot fetch
+///   (RedBPF; none for the others).
+///
+/// libbpf-rs needs Debian's clang only, a distribution package that set-up installs with the
+/// rest in one apt call: 0 for all three (not timed apart). A step set-up never timed (a
+/// toolchain installed before it timed them) has no row, and `provenance.json` says why.
+fn toolchain_rows(ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
+    let ws = &ctx.workspace;
+    let (root, redbpf) = (ws.join("target/toolchain-cost"), ws.join("impls/redbpf/target/toolchain-cost"));
+    let files: [(&str, Option<PathBuf>); 3] = match imp.lib.as_str() {
+        "aya" => [
+            ("toolchain_install_s", Some(root.join("aya_nightly_install_s"))),
+            ("toolchain_build_s", Some(root.join("bpf_linker_build_s"))),
+            ("toolchain_vendor_s", None),
+        ],
+        REDBPF => [
+            ("toolchain_install_s", Some(redbpf.join("rust_install_s"))),
+            ("toolchain_build_s", Some(redbpf.join("cargo_bpf_build_s"))),
+            ("toolchain_vendor_s", Some(redbpf.join("vendor_s"))),
+        ],
+        _ => [("toolchain_install_s", None), ("toolchain_build_s", None), ("toolchain_vendor_s", None)],
     };
-    let mut rows = Vec::new();
-    // Measured once per run: every RedBPF use case shares the one cargo-bpf.
-    static MEASURED: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    let build = if ctx.quick {
-        recorded("cargo_bpf_build_s")
-    } else if let Some(s) = MEASURED.get() {
-        Some(*s)
-    } else {
-        ctx.check_interrupted()?;
-        let target = ctx.target_root().join("redbpf-cargo-bpf");
-        if target.exists() {
-            std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
+    let (mut rows, mut replayed, mut missing) = (Vec::new(), Vec::new(), Vec::new());
+    for (metric, file) in files {
+        let value = match &file {
+            None => Some(0.0),
+            Some(f) => std::fs::read_to_string(f).ok().and_then(|t| t.trim().parse::<f64>().ok()),
+        };
+        match (value, file) {
+            (Some(v), Some(f)) => {
+                rows.push(Row::new(&imp.usecase, &imp.lib, metric, "s", 1, v));
+                replayed.push(format!("{metric} ({})", f.strip_prefix(ws).unwrap_or(&f).display()));
+            }
+            (Some(v), None) => rows.push(Row::new(&imp.usecase, &imp.lib, metric, "s", 1, v)),
+            (None, Some(f)) => missing.push(format!("{metric} ({} missing)", f.strip_prefix(ws).unwrap_or(&f).display())),
+            (None, None) => unreachable!("a value without a file is 0"),
         }
-        let cargo = Cargo { dir: dir.join("tools/cargo-bpf"), ..Cargo::of(&ctx.workspace, REDBPF)? };
-        let started = Instant::now();
-        let out = cargo
-            .command()
-            .env("CARGO_TARGET_DIR", &target)
-            .env("LLVM_SYS_130_PREFIX", "/usr/lib/llvm-13")
-            .args(["build", "--release", "--locked"])
-            .output()
-            .context("running cargo build for cargo-bpf")?;
-        if !out.status.success() {
-            bail!("building cargo-bpf failed:\n{}", String::from_utf8_lossy(&out.stderr).trim());
-        }
-        Some(*MEASURED.get_or_init(|| started.elapsed().as_secs_f64()))
-    };
-    rows.extend(build.map(|s| Row::new(usecase, REDBPF, "toolchain_build_s", "s", 1, s)));
-    rows.extend(recorded("vendor_s").map(|s| Row::new(usecase, REDBPF, "toolchain_vendor_s", "s", 1, s)));
+    }
+    let (usecase, lib) = (imp.usecase.clone(), imp.lib.clone());
+    if !replayed.is_empty() {
+        ctx.provenance(Provenance {
+            usecase: usecase.clone(),
+            lib: lib.clone(),
+            metrics: replayed,
+            source: "replayed from set-up's timing of its own run (target/toolchain-cost)".into(),
+        });
+    }
+    if !missing.is_empty() {
+        ctx.provenance(Provenance {
+            usecase,
+            lib,
+            metrics: missing,
+            source: "not recorded: set-up found the toolchain installed and did not time it; \
+                     `scripts/setup.sh --time-toolchains` reinstalls and times it"
+                .into(),
+        });
+    }
     Ok(rows)
 }
 

@@ -52,12 +52,21 @@ pub fn program_rows(imp: &Implementation, pid: u32, rep: u32) -> Result<Vec<Row>
 const BRIDGE_MAPPING: &str = "/memfd:bpfeval-shared-lifecycle";
 
 pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// The highest resident set size the process has had (`VmHWM`).
+pub fn peak_rss_kib(pid: u32) -> Result<u64> {
+    status_kib(pid, "VmHWM")
+}
+
+fn status_kib(pid: u32, field: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .with_context(|| format!("no VmRSS in /proc/{pid}/status"))
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
 }
 
 /// Resident KiB of the mappings of `pid` whose name starts with `name` (`/proc/<pid>/smaps`).

@@ -6,12 +6,16 @@ pub mod load;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use metrics::hist::Histogram;
+use metrics::record::{Provenance, Row};
 
 use crate::process::Implementation;
 
@@ -21,6 +25,14 @@ pub struct Ctx {
     pub out: PathBuf,
     pub reps: u32,
     pub quick: bool,
+    /// Where values come from when not from this run's own measurement (`provenance.json`).
+    provenance: Mutex<Vec<Provenance>>,
+    /// Build again even where an earlier run's build metrics could be reused.
+    pub rebuild: bool,
+    /// Distributions of the counted repetitions, merged per series ([`Ctx::record_distribution`]).
+    histograms: Mutex<Vec<metrics::hist::Histogram>>,
+    /// The repetition being measured (0: the warm-up, whose rows are dropped); see [`Ctx::rep_range`].
+    rep: AtomicU32,
     quiet: bool,
     interrupted: Arc<AtomicBool>,
     /// The spinner of the step in progress (none with `--quiet`).
@@ -39,12 +51,17 @@ impl Ctx {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             signal_hook::flag::register(sig, interrupted.clone())?;
         }
-        let reps = if quick { reps.min(3) } else { reps }.max(1);
+        // --quick shortens each repetition, not their number: five are what a ranking needs.
+        let reps = reps.max(1);
         Ok(Ctx {
             workspace: workspace.into(),
             out: out.into(),
             reps,
             quick,
+            rep: AtomicU32::new(1),
+            histograms: Mutex::new(Vec::new()),
+            provenance: Mutex::new(Vec::new()),
+            rebuild: false,
             quiet,
             interrupted,
             spinner: Mutex::new(None),
@@ -52,6 +69,67 @@ impl Ctx {
             steps: AtomicUsize::new(0),
             planned: AtomicUsize::new(0),
         })
+    }
+
+    /// Sets the repetition the next measurements make (`harness run` interleaves them across
+    /// libraries and references: every subject's repetition 1, then every subject's 2, ...).
+    pub fn set_rep(&self, rep: u32) {
+        self.rep.store(rep, Ordering::Relaxed);
+    }
+
+    /// The repetitions a use case's measurement makes in this call: the one [`Ctx::set_rep`]
+    /// chose (rows are numbered with it).
+    pub fn rep_range(&self) -> RangeInclusive<u32> {
+        let rep = self.rep.load(Ordering::Relaxed);
+        rep..=rep
+    }
+
+    /// Whether this call is the warm-up (rows are dropped).
+    pub fn warming_up(&self) -> bool {
+        self.rep.load(Ordering::Relaxed) == 0
+    }
+
+    /// Adds one repetition's samples to the distribution of a series (`histograms.csv`); the
+    /// samples themselves are not kept. Nothing during the warm-up.
+    /// `key` names the series: usecase, lib, metric, class and unit of a row (its value unused).
+    pub fn record_distribution(&self, key: &Row, samples: &[f64]) {
+        if self.warming_up() {
+            return;
+        }
+        self.record_histogram(Histogram::from_samples(
+            &key.usecase,
+            &key.lib,
+            &key.metric,
+            key.class.as_deref(),
+            &key.unit,
+            samples,
+        ));
+    }
+
+    /// [`Ctx::record_distribution`] for samples already in buckets.
+    pub fn record_histogram(&self, h: Histogram) {
+        if self.warming_up() {
+            return;
+        }
+        let mut all = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
+        match all.iter_mut().find(|x| (&x.usecase, &x.lib, &x.metric, &x.class) == (&h.usecase, &h.lib, &h.metric, &h.class)) {
+            Some(x) => x.merge(&h),
+            None => all.push(h),
+        }
+    }
+
+    /// Says where values of this run come from when it did not measure them itself.
+    pub fn provenance(&self, p: Provenance) {
+        self.provenance.lock().unwrap_or_else(|e| e.into_inner()).push(p);
+    }
+
+    pub fn take_provenance(&self) -> Vec<Provenance> {
+        std::mem::take(&mut *self.provenance.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The distributions recorded so far.
+    pub fn take_histograms(&self) -> Vec<Histogram> {
+        std::mem::take(&mut *self.histograms.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// How many steps the run expects, for the estimated remaining time of the progress lines.
@@ -72,6 +150,11 @@ impl Ctx {
             _ => String::new(),
         };
         format!("[{}:{:02} elapsed{left}]", elapsed / 60, elapsed % 60)
+    }
+
+    /// Time since the run started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     pub fn check_interrupted(&self) -> Result<()> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use metrics::record::Row;
 
-use super::UseCase;
+use super::{latency_rows, UseCase};
 use crate::bpf::{self, Prog};
 use crate::comtrace::{self as ct, Driven, Load, Tracer};
 use crate::measure::{load, Ctx};
@@ -108,11 +108,6 @@ fn settle(tracer: &mut Tracer, server: SocketAddr, want: usize) -> Vec<ct::Recor
     }
 }
 
-fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    metrics::stats::percentile(&v, p)
-}
-
 impl UseCase for ComTrace {
     fn name(&self) -> &'static str {
         USECASE
@@ -129,7 +124,7 @@ impl UseCase for ComTrace {
 
         // Load and attach: time to ready, verifier and JIT statistics, memory. In the host
         // namespace: `ip netns exec` mounts a fresh sysfs, which hides tracefs.
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             let started = Instant::now();
             let mut tracer = Tracer::start(imp, ARGS, load::READY_TIMEOUT)?;
@@ -140,7 +135,7 @@ impl UseCase for ComTrace {
         }
 
         // Connections per second without and with the tracer, alternating, and the overhead.
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             let without = bed.conn_rows(ctx, NO_TRACER, rep)?;
             let mut tracer = Tracer::start(imp, ARGS, load::READY_TIMEOUT)?;
             let with = bed.conn_rows(ctx, lib, rep)?;
@@ -156,7 +151,7 @@ impl UseCase for ComTrace {
         let counters = bpf::find_map(tracer.pid, "counters")?;
         let prog = Prog::from_id(tracer.prog_id)?;
         let _stats = bpf::enable_stats()?;
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             for rate in rates(ctx) {
                 ctx.check_interrupted()?;
                 let class = rate_class(rate);
@@ -177,8 +172,7 @@ impl UseCase for ComTrace {
                 rows.push(row("conns_missing", "records", want.saturating_sub(ours.len()) as f64));
                 if rate == Some(1000.0) {
                     let latencies: Vec<f64> = ours.iter().map(|r| r.read_ns.saturating_sub(r.conn.end_ns) as f64 / 1e3).collect();
-                    rows.push(Row::new(USECASE, lib, "record_latency_p50_us", "µs", rep, percentile(latencies.clone(), 50.0)));
-                    rows.push(Row::new(USECASE, lib, "record_latency_p99_us", "µs", rep, percentile(latencies, 99.0)));
+                    rows.extend(latency_rows(ctx, USECASE, lib, "record_latency", rep, latencies));
                 }
                 if rate.is_none() {
                     let runs = info.run_cnt - info_before.run_cnt;

@@ -1,5 +1,6 @@
 //! jittergen in the harness: the conformance vectors (host, `BPF_PROG_TEST_RUN`), load/attach
-//! time, verifier statistics and per-packet cost on the host, and configured vs measured
+//! time, verifier statistics, per-packet cost and the drop rule's throughput on the host
+//! (against a TC program that drops everything), and configured vs measured
 //! behaviour on the wire in the VM guest (drop share, delay p50/p99, reorder share) — for each
 //! library, for netem configured the same way in the same guest, for no qdisc at all, and the
 //! configured values themselves (`ref:configured`).
@@ -8,16 +9,22 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use metrics::hist::Histogram;
 use metrics::record::Row;
 
 use super::UseCase;
+use crate::bpf;
+use crate::frames::{FrameSpec, Ipv4Spec};
 use crate::jittergen::{self as jg, Bed, Loader, Outcome};
+use crate::throughput;
 use crate::measure::{load, Ctx};
 use crate::process::{Implementation, TempDir};
 
 pub struct JitterGen;
 
 const USECASE: &str = jg::USECASE;
+const CONFIGURED: &str = metrics::catalogue::TARGET_REFERENCE;
+const EMPTY_TC: &str = "ref:empty TC program";
 
 /// The configuration load time and per-packet cost are measured with: three rules, so that a
 /// packet of the last class walks all of them. `fq.install: false`: the host has no fq.
@@ -54,16 +61,82 @@ fn guest_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Wire metrics of one outcome (class = scenario), for `lib` (a library or `ref:...`).
-fn wire_rows(o: &Outcome, lib: &str) -> Vec<Row> {
+/// Wire metrics of one outcome (class = scenario), for `lib` (a library or `ref:...`), one
+/// sample per repetition; the delays go to `histograms.csv` as `wire_delay_ms`.
+fn wire_rows(ctx: &Ctx, o: &Outcome, lib: &str, rep: u32) -> Vec<Row> {
     let Some(m) = &o.measured else { return Vec::new() };
-    let row = |metric: &str, unit: &str, v: f64| Row::new(USECASE, lib, metric, unit, 1, v).with_class(&o.scenario);
+    let row = |metric: &str, unit: &str, v: f64| Row::new(USECASE, lib, metric, unit, rep, v).with_class(&o.scenario);
     let mut rows = vec![row("wire_drop_pct", "%", m.loss_pct), row("wire_reorder_pct", "%", m.reorder_pct)];
     if m.p50.is_finite() {
         rows.push(row("wire_delay_p50_ms", "ms", m.p50));
         rows.push(row("wire_delay_p99_ms", "ms", m.p99));
     }
+    let mut h = Histogram::new(USECASE, lib, "wire_delay_ms", Some(&o.scenario), "ms");
+    h.buckets = m.delay_hist.clone();
+    ctx.record_histogram(h);
     rows
+}
+
+/// The configured delay distribution of a scenario as 1000 evenly spaced quantiles: uniform
+/// between `minDelayMs` and `maxDelayMs` for jitter, `delayMs` for the matched share of a
+/// reorder and 0 for the rest, 0 for a drop (it delays nothing).
+fn configured_delays(sc: &jg::Scenario) -> Result<Vec<f64>> {
+    let config: serde_yaml::Value = serde_yaml::from_str(sc.config).with_context(|| format!("scenario {}", sc.name))?;
+    let ms = |section: &str, key: &str| config[section][key].as_f64().with_context(|| format!("scenario {}: no {section}.{key}", sc.name));
+    const N: usize = 1000;
+    let quantile = |i: usize| (i as f64 + 0.5) / N as f64;
+    Ok(match config["action"].as_str() {
+        Some("jitter") => {
+            let (lo, hi) = (ms("jitter", "minDelayMs")?, ms("jitter", "maxDelayMs")?);
+            (0..N).map(|i| lo + (hi - lo) * quantile(i)).collect()
+        }
+        Some("reorder") => {
+            let share = config["match"]["percent"].as_f64().unwrap_or(100.0) / 100.0;
+            let delay = ms("reorder", "delayMs")?;
+            (0..N).map(|i| if quantile(i) > 1.0 - share { delay } else { 0.0 }).collect()
+        }
+        _ => vec![0.0; N],
+    })
+}
+
+/// Throughput of the drop rule on the host (the drop action needs no fq): frames from the
+/// sender are forwarded by the router namespace to its egress, where `prog` runs; its receiving
+/// veth (`mid0`) runs threaded NAPI, which does the forwarding and the egress on one CPU.
+fn throughput_rows(ctx: &Ctx, bed: &Bed, rx: &throughput::Receiver, lib: &str, prog: &bpf::Prog) -> Result<Vec<Row>> {
+    let snd = bed.snd.ifindex("snd0")?;
+    let mid0 = bed.mid.link("mid0")?;
+    let mac = |link: &serde_json::Value| crate::frames::parse_mac(link["address"].as_str().unwrap_or_default());
+    let frame = FrameSpec {
+        ipv4: Some(Ipv4Spec { dst: Bed::RCV_V4, ..Ipv4Spec::from_src(Bed::SND_V4) }),
+        ..Default::default()
+    }
+    .with_macs(mac(&bed.snd.link("snd0")?)?, mac(&mid0)?)
+    .build()?;
+    let duration = Duration::from_secs(ctx.scaled(3, 1));
+    let mut rows = Vec::new();
+    for rep in ctx.rep_range() {
+        ctx.check_interrupted()?;
+        rows.extend(rx.measure(&bed.snd, snd, &frame, prog, duration)?.rows(USECASE, lib, rep));
+    }
+    Ok(rows)
+}
+
+/// The guest's outcomes as rows; a failed check fails the measurement (the guest's run is the
+/// measurement: a library that did not behave as configured has no number to rank).
+fn guest_rows(ctx: &Ctx, outcomes: &[Outcome], lib: Option<&str>) -> Result<Vec<Row>> {
+    let problems: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| o.problems.iter().map(move |p| format!("{} {}: {p}", o.subject, o.scenario)))
+        .collect();
+    ensure!(problems.is_empty(), "checks failed in the VM guest:\n{}", problems.join("\n"));
+    let mut rows = Vec::new();
+    for rep in ctx.rep_range() {
+        for o in outcomes {
+            ensure!(o.measured.is_some(), "{} {}: nothing measured", o.subject, o.scenario);
+            rows.extend(wire_rows(ctx, o, lib.unwrap_or(&o.subject), rep));
+        }
+    }
+    Ok(rows)
 }
 
 impl UseCase for JitterGen {
@@ -78,13 +151,14 @@ impl UseCase for JitterGen {
     fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
         let lib = imp.lib.as_str();
         let bed = Bed::new(&format!("jgm-{lib}"))?;
+        let rx = throughput::Receiver::prepare(&bed.mid, "mid0")?;
         let tmp = TempDir::new("jg-measure")?;
         let config = Bed::config(&tmp, "bench.yml", BENCH_CONFIG)?;
         let args = ["--config", config.to_str().context("UTF-8 path")?];
         let mut rows = Vec::new();
 
         // Load and attach (TCX on the host), ctx.reps times.
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             let (mut running, ms) = load::start(imp, &args, &bed.mid)?;
             rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));
@@ -98,46 +172,57 @@ impl UseCase for JitterGen {
         let repeat = ctx.scaled(100_000, 10_000) as u32;
         for (class, spec) in classes() {
             let frame = jg::frame(&spec)?;
-            for rep in 1..=ctx.reps {
+            for rep in ctx.rep_range() {
                 let r = jg::test_run_skb(loader.prog(), &frame, repeat)?;
                 rows.push(Row::new(USECASE, lib, "test_run_ns", "ns", rep, r.duration_ns as f64).with_class(class));
             }
         }
+        let measured = throughput_rows(ctx, &bed, &rx, lib, loader.prog());
         let stopped = loader.stop(Duration::from_secs(10))?;
+        rows.extend(measured?);
         ensure!(stopped.exit_code == 0, "{lib} exited with {}: {}", stopped.exit_code, stopped.stderr);
         drop(bed);
 
-        // On the wire, in the guest (one boot runs every scenario).
-        ctx.step(&format!("{USECASE}/{lib}: scenarios in the VM guest"));
-        let outcomes = jg::run_in_guest(&guest_binary()?, std::slice::from_ref(imp), false)?;
-        for o in &outcomes {
-            rows.extend(wire_rows(o, lib));
-            // The test suite is the gate for behaviour; a measurement run reports what it saw
-            // (emulated timing stretches with the host's load).
-            for p in &o.problems {
-                eprintln!("harness: warning: {USECASE}/{lib} in the guest: {}: {p}", o.scenario);
-            }
+        // On the wire, in the guest (one boot runs every scenario); not in the warm-up.
+        if !ctx.warming_up() {
+            ctx.step(&format!("{USECASE}/{lib}: scenarios in the VM guest"));
+            let outcomes = jg::run_in_guest(&guest_binary()?, std::slice::from_ref(imp), false)?;
+            rows.extend(guest_rows(ctx, &outcomes, Some(lib))?);
         }
         Ok(rows)
     }
 
     fn references(&self, ctx: &Ctx) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
+        // The floor of the host throughput: a TC program that drops everything.
+        {
+            let bed = Bed::new("jgm-ref")?;
+            let rx = throughput::Receiver::prepare(&bed.mid, "mid0")?;
+            let shot = bpf::load_constant(bpf::BPF_PROG_TYPE_SCHED_CLS, "empty_shot", bpf::TC_ACT_SHOT)?;
+            let egress = bed.mid.ifindex(Bed::EGRESS)?;
+            let _link = bed.mid.run_in(|| bpf::attach_tcx_egress(&shot, egress))??;
+            rows.extend(throughput_rows(ctx, &bed, &rx, EMPTY_TC, &shot)?);
+        }
+        if ctx.warming_up() {
+            return Ok(rows);
+        }
         for sc in jg::scenarios() {
             let c = sc.configured;
-            let row = |metric: &str, unit: &str, v: f64| {
-                Row::new(USECASE, "ref:configured", metric, unit, 1, v).with_class(sc.name)
-            };
-            rows.push(row("wire_drop_pct", "%", c.drop_pct));
-            rows.push(row("wire_reorder_pct", "%", c.reorder_pct));
-            rows.push(row("wire_delay_p50_ms", "ms", c.delay_p50_ms));
-            rows.push(row("wire_delay_p99_ms", "ms", c.delay_p99_ms));
+            for rep in ctx.rep_range() {
+                let row = |metric: &str, unit: &str, v: f64| {
+                    Row::new(USECASE, CONFIGURED, metric, unit, rep, v).with_class(sc.name)
+                };
+                rows.push(row("wire_drop_pct", "%", c.drop_pct));
+                rows.push(row("wire_reorder_pct", "%", c.reorder_pct));
+                rows.push(row("wire_delay_p50_ms", "ms", c.delay_p50_ms));
+                rows.push(row("wire_delay_p99_ms", "ms", c.delay_p99_ms));
+                let key = Row::new(USECASE, CONFIGURED, "wire_delay_ms", "ms", rep, 0.0).with_class(sc.name);
+                ctx.record_distribution(&key, &configured_delays(&sc)?);
+            }
         }
         ctx.step(&format!("{USECASE}: netem and no-qdisc references in the VM guest"));
-        for o in jg::run_in_guest(&guest_binary()?, &[], true)? {
-            ensure!(o.measured.is_some(), "{} {}: {}", o.subject, o.scenario, o.problems.join("; "));
-            rows.extend(wire_rows(&o, &o.subject));
-        }
+        let outcomes = jg::run_in_guest(&guest_binary()?, &[], true)?;
+        rows.extend(guest_rows(ctx, &outcomes, None)?);
         Ok(rows)
     }
 }

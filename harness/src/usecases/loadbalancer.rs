@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use metrics::record::Row;
-use metrics::stats::percentile;
 
-use super::UseCase;
+use super::{latency_rows, UseCase};
 use crate::bpf::{self, Prog};
 use crate::frames::{FrameSpec, Ipv4Spec};
 use crate::loadbalancer::{self as lb, Balancer, Bed, Held, TcpFrame, VIP4, VIP6};
 use crate::measure::{load, Ctx};
 use crate::process::Implementation;
+use crate::throughput;
 
 pub struct LoadBalancer;
 
@@ -63,7 +63,7 @@ fn test_run_rows(ctx: &Ctx, lib: &str, prog: &Prog) -> Result<Vec<Row>> {
     let repeat = ctx.scaled(100_000, 10_000) as u32;
     let mut rows = Vec::new();
     for (class, frame) in classes()? {
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             let ns = load::test_run_ns(prog, &frame, repeat)?;
             rows.push(Row::new(USECASE, lib, "test_run_ns", "ns", rep, ns).with_class(class));
         }
@@ -84,7 +84,7 @@ fn traffic_rows(
 ) -> Result<Vec<Row>> {
     let count = ctx.scaled(10_000, 2_000) as usize;
     let mut rows = Vec::new();
-    for rep in 1..=ctx.reps {
+    for rep in ctx.rep_range() {
         ctx.check_interrupted()?;
         let cpu_before = loader.map(load::cpu_time).transpose()?;
         let run = lb::connections(&bed.client, target, count, CONCURRENCY, 2, RUN_MAX)?;
@@ -100,13 +100,41 @@ fn traffic_rows(
             rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, pct));
         }
         let conn = lb::conn_latencies_us(&bed.client, target, ctx.scaled(1000, 200) as usize)?;
-        rows.push(Row::new(USECASE, lib, "conn_latency_p50_us", "µs", rep, percentile(&conn, 50.0)));
-        rows.push(Row::new(USECASE, lib, "conn_latency_p99_us", "µs", rep, percentile(&conn, 99.0)));
+        rows.extend(latency_rows(ctx, USECASE, lib, "conn_latency", rep, conn));
         let (rtt, _) = lb::request_rtts_us(&bed.client, target, ctx.scaled(5000, 1000) as usize)?;
-        rows.push(Row::new(USECASE, lib, "latency_p50_us", "µs", rep, percentile(&rtt, 50.0)));
-        rows.push(Row::new(USECASE, lib, "latency_p99_us", "µs", rep, percentile(&rtt, 99.0)));
+        rows.extend(latency_rows(ctx, USECASE, lib, "latency", rep, rtt));
     }
     Ok(rows)
+}
+
+/// Throughput of packets of an open connection (the table hit every later packet of a flow
+/// takes), on a bed of its own ([`throughput::Pair`]): the balancer's `XDP_TX` goes back to a
+/// sender that drops it, so no backend's stack competes for the CPUs. `prog` is attached on
+/// the pair's receiving end.
+fn throughput_rows(ctx: &Ctx, pair: &throughput::Pair, lib: &str, prog: &Prog) -> Result<Vec<Row>> {
+    let classes = classes()?;
+    let frame = |name: &str| classes.iter().find(|(c, _)| *c == name).map(|(_, f)| f.clone()).expect("a class");
+    // The SYN puts the flow in the connection table; the generator sends its later packets.
+    prog.test_run_xdp(&frame("tcp_v4_syn"))?;
+    let duration = Duration::from_secs(ctx.scaled(3, 1));
+    let mut rows = Vec::new();
+    for rep in ctx.rep_range() {
+        ctx.check_interrupted()?;
+        rows.extend(pair.measure(&frame("tcp_v4_conn"), prog, duration)?.rows(USECASE, lib, rep));
+    }
+    Ok(rows)
+}
+
+/// The throughput bed's config: two backends by MAC (no neighbours needed).
+fn throughput_config(ctx: &Ctx, lib: &str) -> Result<PathBuf> {
+    let backends = [lb::host_mac(1, 0), lb::host_mac(1, 1)].map(|m| format!("\"{}\"", crate::netns::format_mac(&m)));
+    let text = format!(
+        "listenInterface: {}\ntcp_port: {}\nvips: [{VIP4}, \"{VIP6}\"]\nbackends: [{}]\n",
+        lb::IFACE,
+        lb::PORTS[0],
+        backends.join(", ")
+    );
+    write(ctx, &format!("loadbalancer-throughput-{lib}.yml"), &text)
 }
 
 fn write(ctx: &Ctx, name: &str, text: &str) -> Result<PathBuf> {
@@ -135,7 +163,7 @@ fn moved_rows(ctx: &Ctx, bed: &Bed, imp: &Implementation, path: &Path, two: &str
     let mut balancer = start()?;
     let row =
         |class: &str, rep: u32, pct: f64| Row::new(USECASE, lib, "conns_moved_pct", "%", rep, pct).with_class(class);
-    for rep in 1..=ctx.reps {
+    for rep in ctx.rep_range() {
         ctx.check_interrupted()?;
         for (class, text) in [("reload_add_backend", three), ("reload_remove_backend", two)] {
             let held = Held::open(&bed.client, target, HELD)?;
@@ -178,7 +206,7 @@ impl UseCase for LoadBalancer {
         let mut rows = Vec::new();
 
         // Load and attach, ctx.reps times: time to ready, verifier and JIT statistics, memory.
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             let (mut running, ms) = load::start(imp, &args, &bed.balancer)?;
             rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));
@@ -199,6 +227,17 @@ impl UseCase for LoadBalancer {
         let stopped = balancer.stop(STOP_TIMEOUT)?;
         ensure!(stopped.exit_code == 0, "{lib} exited with {}: {}", stopped.exit_code, stopped.stderr);
 
+        // Throughput on a bed of its own.
+        let pair = throughput::Pair::new(&format!("lbt-{lib}"), lb::IFACE)?;
+        let config = throughput_config(ctx, lib)?;
+        let mut balancer = Balancer::start(imp, &pair.receiver, lb::IFACE, &config, &["--stats-interval-ms", "0"], load::READY_TIMEOUT)?;
+        let prog = Prog::from_id(balancer.prog_id)?;
+        let measured = throughput_rows(ctx, &pair, lib, &prog);
+        drop(prog);
+        let stopped = balancer.stop(STOP_TIMEOUT)?;
+        rows.extend(measured?);
+        ensure!(stopped.exit_code == 0, "{lib} exited with {}: {}", stopped.exit_code, stopped.stderr);
+
         rows.extend(moved_rows(ctx, &bed, imp, &path, &two, &three)?);
         ensure!(bed.balancer.xdp(lb::IFACE)?.is_none(), "{lib} left an XDP program attached after exit");
         Ok(rows)
@@ -213,6 +252,12 @@ impl UseCase for LoadBalancer {
         // The floor of the per-packet cost: a program that only returns XDP_PASS.
         let pass = bpf::load_constant_xdp("empty_pass", bpf::XDP_PASS)?;
         rows.extend(test_run_rows(ctx, EMPTY, &pass)?);
+        // And of the throughput: a program that sends every packet back (XDP_TX), as the
+        // balancer does.
+        let pair = throughput::Pair::new("lbt-ref", lb::IFACE)?;
+        let tx = bpf::load_constant_xdp("empty_tx", bpf::XDP_TX)?;
+        let _link = pair.receiver.run_in(|| bpf::attach_xdp(&tx, pair.veth.b.ifindex))??;
+        rows.extend(throughput_rows(ctx, &pair, EMPTY, &tx)?);
         Ok(rows)
     }
 }

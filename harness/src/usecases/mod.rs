@@ -35,11 +35,19 @@ pub trait UseCase {
     /// Runs the shared conformance vectors; returns one line per mismatch.
     fn conformance(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>>;
 
-    /// Load and runtime metrics of one implementation.
+    /// Load and runtime metrics of one implementation: the repetitions of
+    /// [`Ctx::rep_range`] (one; `harness run` interleaves them across libraries).
     fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>>;
 
-    /// The same runtime metrics of the reference points (rows with `lib = ref:<name>`).
+    /// The same runtime metrics of the reference points (rows with `lib = ref:<name>`), for the
+    /// repetitions of [`Ctx::rep_range`].
     fn references(&self, ctx: &Ctx) -> Result<Vec<Row>>;
+
+    /// Whether a warm-up round precedes the counted ones (not for the VM guest, whose times
+    /// are emulated and whose every boot is a fresh machine).
+    fn warm_up(&self) -> bool {
+        true
+    }
 }
 
 /// An implementation's own `capability.yml` (`status`, `note`) if it has one, else native:
@@ -81,6 +89,19 @@ fn declared(dir: &Path) -> Declared {
         }
         Err(e) => panic!("{}: {e}", path.display()),
     }
+}
+
+/// `<name>_p50_us` and `<name>_p99_us` of one repetition's latencies (µs), whose distribution
+/// goes to `histograms.csv` as `<name>_us`.
+pub fn latency_rows(ctx: &Ctx, usecase: &str, lib: &str, name: &str, rep: u32, mut samples: Vec<f64>) -> Vec<Row> {
+    samples.sort_by(f64::total_cmp);
+    ctx.record_distribution(&Row::new(usecase, lib, &format!("{name}_us"), "µs", rep, 0.0), &samples);
+    [50.0, 99.0]
+        .map(|p| {
+            let v = metrics::stats::percentile(&samples, p);
+            Row::new(usecase, lib, &format!("{name}_p{p:.0}_us"), "µs", rep, v)
+        })
+        .into()
 }
 
 pub fn all() -> Vec<Box<dyn UseCase>> {

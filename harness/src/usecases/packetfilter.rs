@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use metrics::record::Row;
@@ -18,7 +18,9 @@ use crate::netns::{NetNs, VethConfig, VethPair};
 use crate::packetfilter::Filter;
 use crate::process::Implementation;
 use crate::reference::XdpFilter;
+use crate::throughput::Receiver;
 use crate::traffic;
+use super::latency_rows;
 
 pub struct PacketFilter;
 
@@ -51,11 +53,13 @@ fn bench_config() -> String {
     yaml
 }
 
-/// Sender and filter host, one veth between them. The filter host answers UDP echo.
+/// Sender and filter host, one veth between them. The filter host answers UDP echo; its veth
+/// end runs threaded NAPI for the throughput measurement.
 pub struct Bed {
     pub sender: NetNs,
     pub filter: NetNs,
     pub veth: VethPair,
+    rx: Receiver,
 }
 
 impl Bed {
@@ -70,7 +74,8 @@ impl Bed {
             ..Default::default()
         };
         let veth = VethPair::new(&sender, &filter, &cfg)?;
-        Ok(Bed { sender, filter, veth })
+        let rx = Receiver::prepare(&filter, FILTER_IF)?;
+        Ok(Bed { sender, filter, veth, rx })
     }
 
     /// The frame of a class, addressed across the bed's veth.
@@ -95,7 +100,7 @@ impl Bed {
         let mut rows = Vec::new();
         for (class, src) in classes() {
             let frame = self.frame(src)?;
-            for rep in 1..=ctx.reps {
+            for rep in ctx.rep_range() {
                 let ns = load::test_run_ns(prog, &frame, repeat)?;
                 rows.push(Row::new(USECASE, lib, "test_run_ns", "ns", rep, ns).with_class(class));
             }
@@ -103,26 +108,21 @@ impl Bed {
         Ok(rows)
     }
 
-    /// Packets per second of blocked traffic as the program processed them (its `run_cnt`,
-    /// with kernel BPF statistics on), and the loader's CPU use meanwhile.
+    /// Throughput of blocked traffic under a generator that outruns the program
+    /// ([`crate::throughput`]), and the loader's CPU use meanwhile.
     fn pps_rows(&self, ctx: &Ctx, lib: &str, prog: &Prog, loader: Option<u32>) -> Result<Vec<Row>> {
-        let _stats = bpf::enable_stats()?;
         let frame = self.frame(classes()[0].1)?;
-        let count = ctx.scaled(500_000, 50_000);
+        let duration = Duration::from_secs(ctx.scaled(3, 1));
         let mut rows = Vec::new();
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
-            let before = prog.info()?.run_cnt;
-            let cpu_before = loader.map(load::cpu_time).transpose()?;
-            let (sent, took) = traffic::blast(&self.sender, SENDER_IF, &frame, count, Duration::from_secs(20))?;
-            // Frames still in flight through veth's queue are counted a moment later.
-            std::thread::sleep(Duration::from_millis(50));
-            let processed = prog.info()?.run_cnt - before;
-            ensure!(processed >= sent * 9 / 10, "{lib}: sent {sent} frames but the program ran {processed} times");
-            rows.push(Row::new(USECASE, lib, "veth_pps", "packets/s", rep, processed as f64 / took.as_secs_f64()));
-            if let (Some(pid), Some(cpu_before)) = (loader, cpu_before) {
-                let cpu = load::cpu_time(pid)? - cpu_before;
-                rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, 100.0 * cpu.as_secs_f64() / took.as_secs_f64()));
+            let cpu_before = loader.map(|pid| Ok::<_, anyhow::Error>((load::cpu_time(pid)?, Instant::now()))).transpose()?;
+            let sample = self.rx.measure(&self.sender, self.veth.a.ifindex, &frame, prog, duration)?;
+            rows.extend(sample.rows(USECASE, lib, rep));
+            if let (Some(pid), Some((cpu, started))) = (loader, cpu_before) {
+                let cpu = load::cpu_time(pid)? - cpu;
+                let pct = 100.0 * cpu.as_secs_f64() / started.elapsed().as_secs_f64();
+                rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, pct));
             }
         }
         Ok(rows)
@@ -133,14 +133,11 @@ impl Bed {
         let count = ctx.scaled(2000, 300) as u32;
         let server = SocketAddr::new(FILTER_HOST.into(), ECHO_PORT);
         let mut rows = Vec::new();
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             let (rtts, lost) = traffic::udp_echo_rtt_us(&self.sender, &self.filter, server, count)?;
             ensure!(lost == 0, "{lib}: {lost} of {count} allowed UDP requests got no answer");
-            let mut sorted = rtts;
-            sorted.sort_by(f64::total_cmp);
-            rows.push(Row::new(USECASE, lib, "latency_p50_us", "µs", rep, metrics::stats::percentile(&sorted, 50.0)));
-            rows.push(Row::new(USECASE, lib, "latency_p99_us", "µs", rep, metrics::stats::percentile(&sorted, 99.0)));
+            rows.extend(latency_rows(ctx, USECASE, lib, "latency", rep, rtts));
         }
         Ok(rows)
     }
@@ -170,7 +167,7 @@ impl UseCase for PacketFilter {
         let mut rows = Vec::new();
 
         // Load and attach, ctx.reps times: time to ready, verifier and JIT statistics, memory.
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             let (mut running, ms) = load::start(imp, &args, &bed.filter)?;
             rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));

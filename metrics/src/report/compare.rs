@@ -102,6 +102,49 @@ pub fn compare_into(dir_a: &Path, dir_b: &Path, out_dir: &Path) -> Result<Vec<Mo
     Ok(out)
 }
 
+/// Every ranking either run calls significant (one library or several lead, the others are
+/// significantly worse) that the other run does not reproduce: the same metric and class
+/// ranked with the same leaders. One line per disagreement, empty when all reproduce.
+/// Rankings that are ties or not ranked in one run claim nothing and need no counterpart.
+pub fn rankings_not_reproduced(dir_a: &Path, dir_b: &Path) -> Result<Vec<String>> {
+    let weights = crate::weights::Weights::defaults();
+    let (a, b) = (Run::load(dir_a)?, Run::load(dir_b)?);
+    let (ra, rb) = (model::build(&a, &weights), model::build(&b, &weights));
+    let leaders = |r: &model::Report| {
+        let mut out = std::collections::BTreeMap::new();
+        for u in &r.usecases {
+            for row in &u.rows {
+                let named = match &row.ranking {
+                    crate::stats::Ranking::Ranked { leaders } => {
+                        let mut l: Vec<String> = leaders.iter().map(|&i| u.libs[i].clone()).collect();
+                        l.sort();
+                        Some(l)
+                    }
+                    _ => None,
+                };
+                out.insert((u.name.clone(), row.label()), named);
+            }
+        }
+        out
+    };
+    let (la, lb) = (leaders(&ra), leaders(&rb));
+    let mut out = Vec::new();
+    for ((first, this), (second, other)) in [(("A", &la), ("B", &lb)), (("B", &lb), ("A", &la))] {
+        for (key, lead) in this {
+            let Some(lead) = lead else { continue };
+            let there = other.get(key).cloned().flatten();
+            if there.as_ref() != Some(lead) {
+                let said = there.map_or("no significant ranking".to_string(), |l| format!("{} lead", l.join(" = ")));
+                let line = format!("{}: {}: {first} ranks {} first, {second}: {said}", key.0, key.1, lead.join(" = "));
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn sort_key(m: &Moved) -> impl Ord + '_ {
     (
         catalogue::listed_order(USECASES, &m.usecase),

@@ -222,6 +222,20 @@ fn write_environment(h: &mut String, run: &Run) -> std::fmt::Result {
         }
         writeln!(h, "</tbody>\n</table>")?;
     }
+    if !run.provenance.is_empty() {
+        writeln!(h, "<h3 id=\"provenance\">Values this run did not measure itself</h3>\n<table>\n<thead><tr><th>use case</th><th>library</th><th>metrics</th><th>source</th></tr></thead>\n<tbody>")?;
+        for p in &run.provenance {
+            writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&p.usecase),
+                esc(&p.lib),
+                esc(&p.metrics.join(", ")),
+                esc(&p.source)
+            )?;
+        }
+        writeln!(h, "</tbody>\n</table>")?;
+    }
     writeln!(h, "</section>")
 }
 

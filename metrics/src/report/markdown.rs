@@ -58,6 +58,14 @@ fn write_doc(h: &mut String, report: &Report, run: &Run) -> std::fmt::Result {
                 }
             }
             writeln!(h)?;
+            if !run.provenance.is_empty() {
+                writeln!(h, "### Values this run did not measure itself\n")?;
+                table_header(h, &["use case".into(), "library".into(), "metrics".into(), "source".into()])?;
+                for p in &run.provenance {
+                    writeln!(h, "| {} | {} | {} | {} |", cell(&p.usecase), cell(&p.lib), cell(&p.metrics.join(", ")), cell(&p.source))?;
+                }
+                writeln!(h)?;
+            }
         }
     }
 

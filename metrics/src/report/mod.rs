@@ -17,7 +17,7 @@ use crate::plot;
 use crate::record::Run;
 use crate::weights::Weights;
 
-pub use compare::{compare, compare_into, Moved, COMPARE_HTML, COMPARE_MD};
+pub use compare::{compare, compare_into, rankings_not_reproduced, Moved, COMPARE_HTML, COMPARE_MD};
 pub use model::{range_name, series, Series, SeriesKey};
 
 pub const INDEX_HTML: &str = "index.html";
@@ -262,6 +262,12 @@ mod tests {
                 cause: "maps are pre-allocated".into(),
                 evidence: vec!["results.csv".into()],
             }],
+            provenance: vec![crate::record::Provenance {
+                usecase: "packetfilter".into(),
+                lib: "aya".into(),
+                metrics: vec!["toolchain_build_s (target/toolchain-cost/bpf_linker_build_s)".into()],
+                source: "replayed from set-up's timing".into(),
+            }],
             histograms: Some(
                 [("aya", 50.0), ("libbpf-rs", 65.0)]
                     .iter()
@@ -314,6 +320,8 @@ mod tests {
         assert!(html.contains("id=\"row-packetfilter-test_run_ns___ipv4_allowed\""));
         assert!(summary.contains("maps are pre-allocated"));
         assert!(html.contains("id=\"plot-overview-heatmap\"") && html.contains("id=\"plot-packetfilter-cdf-latency_us\""));
+        assert!(html.contains("id=\"provenance\"") && html.contains("replayed from set-up"));
+        assert!(md.contains("### Values this run did not measure itself"));
         assert!(md.starts_with("# bpf-eval report") && md.find("## Summary") < md.find("## Environment"));
         assert!(md.contains("No repo-metrics.csv"));
         for plot in &out.plots {
@@ -417,5 +425,24 @@ mod tests {
         let html = fs::read_to_string(b.join(COMPARE_HTML)).unwrap();
         assert!(html.contains("<h2>Moved: 2 of") && html.contains("<td><b>worse</b></td>"));
         assert!(html.find("Moved:") < html.find("Only in A"));
+    }
+
+    #[test]
+    fn rankings_reproduce_unless_the_leader_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fixture_run(1.0).save(&a).unwrap();
+        // Scaled alike for both libraries: the same rankings.
+        fixture_run(1.25).save(&b).unwrap();
+        assert_eq!(rankings_not_reproduced(&a, &b).unwrap(), Vec::<String>::new());
+        // The libraries swap places in one metric: its ranking is not reproduced, both ways.
+        let mut swapped = fixture_run(1.0);
+        for r in swapped.rows.iter_mut().filter(|r| r.metric == "veth_pps") {
+            r.lib = if r.lib == "aya" { "libbpf-rs" } else { "aya" }.into();
+        }
+        swapped.save(&b).unwrap();
+        let differ = rankings_not_reproduced(&a, &b).unwrap();
+        assert_eq!(differ.len(), 2, "{differ:#?}");
+        assert!(differ[0].starts_with("loadbalancer: veth_pps: A ranks aya first, B: libbpf-rs lead"), "{differ:#?}");
     }
 }

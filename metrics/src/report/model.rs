@@ -410,6 +410,12 @@ fn metric_row(
         stats::rank(&refs, catalogue::is_exact(metric))
     };
     let (ranking, second) = match better {
+        _ if catalogue::condition(metric).is_some() => (
+            Ranking::NotRanked {
+                reason: catalogue::condition(metric).unwrap_or_default().to_string(),
+            },
+            None,
+        ),
         Better::Target => (
             match configured {
                 Some(t) => rank_by(Some(t)),

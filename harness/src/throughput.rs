@@ -1,0 +1,255 @@
+//! Throughput that measures the program, not the generator.
+//!
+//! A frame is sent from a sender namespace into a veth whose peer carries the program under
+//! test, by `BPF_PROG_TEST_RUN` with live frames (the mechanism of xdp-trafficgen): a
+//! two-instruction XDP program that returns `XDP_TX` runs `repeat` times per call in batches,
+//! and every run transmits the frame through veth's `ndo_xdp_xmit` — some 10–20 ns a frame
+//! against ~2 µs for one `sendto` of an `AF_PACKET` socket. The generator thread is pinned to
+//! [`GEN_CPU`]. The receiving veth runs threaded NAPI, its kthread pinned to [`RX_CPU`], so the
+//! receive side's work (the program under test, and for TC the forwarding to the egress that
+//! carries it) has one CPU whose busy share is measurable: the kthread's run time
+//! (`/proc/<pid>/schedstat`, ns) over the wall time.
+//!
+//! From one [`Receiver::measure`]: `veth_pps` (the program's own Δ`run_cnt`/Δt, kernel BPF
+//! statistics on), `live_ns_per_pkt` (Δ`run_time_ns`/Δ`run_cnt` under that load) and
+//! `rx_cpu_busy_pct`. A figure whose receiver was not saturated (busy below
+//! [`SATURATED_PCT`]) measured the generator, not the program: it carries a
+//! `generator_bound` row with value 1 (0 otherwise), which the report shows next to `veth_pps`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use metrics::record::Row;
+
+use crate::bpf::{self, Prog};
+use crate::netns::{NetNs, VethConfig, VethPair};
+
+/// CPU of the generator thread.
+pub const GEN_CPU: usize = 0;
+/// CPU of the receiving veth's NAPI kthread.
+pub const RX_CPU: usize = 1;
+/// Below this share of the time running or runnable, the receiver waited for frames:
+/// generator-bound.
+pub const SATURATED_PCT: f64 = 90.0;
+/// Frames per `BPF_PROG_TEST_RUN` call (~10–50 ms each); the loop checks the clock between calls.
+const REPEAT_PER_CALL: u32 = 1 << 20;
+/// Frames per batch of the live mode (the kernel's maximum, `TEST_XDP_MAX_BATCH`).
+const BATCH: u32 = 256;
+
+/// The receiving end of a veth in threaded-NAPI mode, its kthread pinned to [`RX_CPU`].
+pub struct Receiver {
+    /// The NAPI kthread.
+    pub napi_pid: u32,
+}
+
+impl Receiver {
+    /// Switches `ifname` in `ns` to threaded NAPI (GRO on first: veth only has NAPI with GRO or
+    /// an XDP program) and pins its kthread. Call on a fresh veth, before traffic.
+    pub fn prepare(ns: &NetNs, ifname: &str) -> Result<Receiver> {
+        ensure!(online_cpus()? > RX_CPU, "throughput needs two CPUs (generator on {GEN_CPU}, receiver on {RX_CPU})");
+        ns.exec("ethtool", &["-K", ifname, "gro", "on"])?;
+        let comm = format!("napi/{ifname}-");
+        let before = napi_threads(&comm)?;
+        // sysfs under `ip netns exec` shows the namespace's devices.
+        ns.exec("sh", &["-c", &format!("echo 1 > /sys/class/net/{ifname}/threaded")])
+            .with_context(|| format!("threaded NAPI on {ifname}"))?;
+        let new: Vec<u32> = napi_threads(&comm)?.into_iter().filter(|p| !before.contains(p)).collect();
+        let napi_pid = match new[..] {
+            [pid] => pid,
+            _ => bail!("expected one new NAPI kthread `{comm}*` for {ifname} in {}, found {new:?}", ns.name()),
+        };
+        pin(napi_pid, RX_CPU).with_context(|| format!("pinning NAPI kthread {napi_pid} to CPU {RX_CPU}"))?;
+        realtime(napi_pid).with_context(|| format!("SCHED_FIFO for NAPI kthread {napi_pid}"))?;
+        Ok(Receiver { napi_pid })
+    }
+
+    /// Saturates `target` (attached on the receiving veth or behind it) with `frame` sent from
+    /// `sender` out of its interface `sender_ifindex` for `duration`, after a warm-up of a
+    /// tenth of it; returns what the kernel counted meanwhile.
+    pub fn measure(
+        &self,
+        sender: &NetNs,
+        sender_ifindex: u32,
+        frame: &[u8],
+        target: &Prog,
+        duration: Duration,
+    ) -> Result<Sample> {
+        let _stats = bpf::enable_stats()?;
+        let generator = bpf::load_constant_xdp("bpfeval_gen", bpf::XDP_TX)?;
+        let frame = frame.to_vec();
+        let napi_pid = self.napi_pid;
+        sender.run_in(move || -> Result<Sample> {
+            pin(0, GEN_CPU).context("pinning the generator thread")?;
+            realtime(0).context("SCHED_FIFO for the generator thread")?;
+            let until = |d: Duration| -> Result<u64> {
+                let end = Instant::now() + d;
+                let mut sent = 0u64;
+                while Instant::now() < end {
+                    generator.test_run_live(&frame, sender_ifindex, REPEAT_PER_CALL, BATCH)?;
+                    sent += REPEAT_PER_CALL as u64;
+                }
+                Ok(sent)
+            };
+            until(duration / 10)?;
+            let (info0, sched0, t0) = (target.info()?, sched_ns(napi_pid)?, Instant::now());
+            let sent = until(duration)?;
+            let (info1, sched1, dt) = (target.info()?, sched_ns(napi_pid)?, t0.elapsed().as_secs_f64());
+            let share = |ns: u64| 100.0 * ns as f64 / 1e9 / dt;
+            let runs = info1.run_cnt - info0.run_cnt;
+            ensure!(runs > 0, "the program under test never ran ({sent} frames generated)");
+            Ok(Sample {
+                pps: runs as f64 / dt,
+                ns_per_pkt: (info1.run_time_ns - info0.run_time_ns) as f64 / runs as f64,
+                rx_busy_pct: share(sched1.0 - sched0.0),
+                rx_demand_pct: share(sched1.0 + sched1.1 - sched0.0 - sched0.1),
+                generated_pps: sent as f64 / dt,
+            })
+        })?
+    }
+}
+
+/// A sender namespace and a receiver namespace, one veth between them (the receiving end
+/// named `rx_ifname`, in threaded-NAPI mode): for a program that needs no other host, such as
+/// the load balancer, whose `XDP_TX` answers the sender veth drops (it has no NAPI).
+pub struct Pair {
+    pub sender: NetNs,
+    pub receiver: NetNs,
+    pub veth: VethPair,
+    pub rx: Receiver,
+}
+
+impl Pair {
+    pub fn new(prefix: &str, rx_ifname: &str) -> Result<Pair> {
+        let sender = NetNs::new(&format!("{prefix}-gen"))?;
+        let receiver = NetNs::new(&format!("{prefix}-rx"))?;
+        let cfg = VethConfig { a_name: "gen0".into(), b_name: rx_ifname.into(), ..Default::default() };
+        let veth = VethPair::new(&sender, &receiver, &cfg)?;
+        let rx = Receiver::prepare(&receiver, rx_ifname)?;
+        Ok(Pair { sender, receiver, veth, rx })
+    }
+
+    /// [`Receiver::measure`] from the sender's end.
+    pub fn measure(&self, frame: &[u8], target: &Prog, duration: Duration) -> Result<Sample> {
+        self.rx.measure(&self.sender, self.veth.a.ifindex, frame, target, duration)
+    }
+}
+
+/// One throughput measurement.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// Runs of the program under test per second.
+    pub pps: f64,
+    /// Its mean run time per packet meanwhile (kernel BPF statistics).
+    pub ns_per_pkt: f64,
+    /// Share of the time the receiving NAPI kthread ran.
+    pub rx_busy_pct: f64,
+    /// Share of the time it ran or was runnable, waiting for its CPU (other processes on a
+    /// shared machine): what it would have used.
+    pub rx_demand_pct: f64,
+    /// Frames the generator sent per second (most are dropped at a full veth ring).
+    pub generated_pps: f64,
+}
+
+impl Sample {
+    /// The receiver waited for frames: it neither ran nor wanted to run for more than
+    /// 100% - [`SATURATED_PCT`] of the time.
+    pub fn generator_bound(&self) -> bool {
+        self.rx_demand_pct < SATURATED_PCT
+    }
+
+    /// `veth_pps`, `live_ns_per_pkt`, `rx_cpu_busy_pct` and `generator_bound` (0/1).
+    pub fn rows(&self, usecase: &str, lib: &str, rep: u32) -> Vec<Row> {
+        vec![
+            Row::new(usecase, lib, "veth_pps", "packets/s", rep, self.pps),
+            Row::new(usecase, lib, "live_ns_per_pkt", "ns", rep, self.ns_per_pkt),
+            Row::new(usecase, lib, "rx_cpu_busy_pct", "%", rep, self.rx_busy_pct),
+            Row::new(usecase, lib, "generator_bound", "bool", rep, self.generator_bound() as u8 as f64),
+        ]
+    }
+}
+
+/// Kernel threads whose name starts with `prefix` (NAPI kthreads are `napi/<dev>-<napi id>`).
+fn napi_threads(prefix: &str) -> Result<Vec<u32>> {
+    // comm holds at most 15 bytes.
+    let prefix = &prefix[..prefix.len().min(15)];
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").context("reading /proc")?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if std::fs::read_to_string(entry.path().join("comm")).is_ok_and(|c| c.starts_with(prefix)) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
+/// Scheduler times of one thread (ns), from `/proc/<pid>/schedstat`: on a CPU, and runnable
+/// but waiting for one.
+fn sched_ns(pid: u32) -> Result<(u64, u64)> {
+    let path = format!("/proc/{pid}/schedstat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let mut f = text.split_whitespace().map(|v| v.parse::<u64>().ok());
+    match (f.next().flatten(), f.next().flatten()) {
+        (Some(run), Some(wait)) => Ok((run, wait)),
+        _ => bail!("malformed {path}: {text}"),
+    }
+}
+
+/// Pins thread `pid` (0: the calling thread) to one CPU.
+fn pin(pid: u32, cpu: usize) -> Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity only
+    // read and write that set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(pid as libc::pid_t, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+    }
+    Ok(())
+}
+
+/// Real-time priority 1 (`SCHED_FIFO`) for thread `pid` (0: the calling thread), so that other
+/// processes on a shared machine do not decide when the generator sends or the receiver
+/// polls. The kernel's real-time throttling (95% of each second by default) still leaves them
+/// some time. The receiver's kthread goes with its veth; the generator's thread ends after the
+/// measurement.
+fn realtime(pid: u32) -> Result<()> {
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: sched_setscheduler only reads `param`.
+    if unsafe { libc::sched_setscheduler(pid as libc::pid_t, libc::SCHED_FIFO, &param) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+fn online_cpus() -> Result<usize> {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    ensure!(n > 0, "sysconf(_SC_NPROCESSORS_ONLN) failed");
+    Ok(n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The floor: an XDP_DROP program on the receiving veth is saturated by the generator, and
+    /// the kernel's statistics give it a per-packet cost.
+    #[test]
+    fn live_frames_saturate_an_empty_program() {
+        bpf::check_privileges().unwrap();
+        let pair = Pair::new("tp", "tp-rx").unwrap();
+        let drop = bpf::load_constant_xdp("tp_drop", bpf::XDP_DROP).unwrap();
+        let _link = pair.receiver.run_in(|| bpf::attach_xdp(&drop, pair.veth.b.ifindex)).unwrap().unwrap();
+        let frame = crate::frames::FrameSpec::ip("10.0.0.1".parse().unwrap())
+            .with_macs(pair.veth.a.mac, pair.veth.b.mac)
+            .build()
+            .unwrap();
+        let s = pair.measure(&frame, &drop, Duration::from_secs(1)).unwrap();
+        eprintln!("{s:?}");
+        assert!(s.pps > 100_000.0, "{s:?}");
+        assert!(s.ns_per_pkt > 0.0 && s.ns_per_pkt < 10_000.0, "{s:?}");
+        assert!(s.rx_busy_pct > 0.0 && s.rx_busy_pct <= 105.0, "{s:?}");
+        assert!(s.generated_pps >= s.pps, "{s:?}");
+    }
+}
