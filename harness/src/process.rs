@@ -28,7 +28,7 @@ use crate::netns::NetNs;
 pub const IMPLS_DIR_ENV: &str = "BPFEVAL_IMPLS_DIR";
 
 /// The libraries every use case is implemented with (RedBPF only where it works).
-pub const LIBS: &[&str] = &["aya", "libbpf-rs"];
+pub const LIBS: &[&str] = &["aya", "libbpf-rs", "cilium-ebpf"];
 
 /// The workspace root (the directory above this crate).
 pub fn workspace_dir() -> PathBuf {

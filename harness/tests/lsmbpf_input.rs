@@ -64,13 +64,3 @@ fn bad_config_files_exit_2_naming_file_and_field_redbpf() {
 fn bad_flags_exit_2_redbpf() {
     bad_flags("redbpf");
 }
-
-#[test]
-fn bad_config_files_exit_2_naming_file_and_field_cilium_ebpf() {
-    bad_config_files("cilium-ebpf");
-}
-
-#[test]
-fn bad_flags_exit_2_cilium_ebpf() {
-    bad_flags("cilium-ebpf");
-}

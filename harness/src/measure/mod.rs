@@ -158,6 +158,32 @@ pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Impl
                 v.toolchains.insert("clang".into(), c);
             }
         }
+        "cilium-ebpf" => {
+            // Debian's Go and cilium/ebpf as impls/cilium-ebpf/setup.sh unpacked them.
+            let go = std::fs::read_dir(workspace.join("target/cilium-ebpf/root/usr/lib"))
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin/go"))
+                .find(|p| p.is_file());
+            if let Some(g) = go.and_then(|g| cmd(g.to_str()?, &["version"])) {
+                v.toolchains.insert("go".into(), g.trim_start_matches("go version ").into());
+            }
+            if let Some(c) = cmd("clang", &["--version"]) {
+                v.toolchains.insert("clang".into(), c);
+            }
+            let lock = std::fs::read_to_string(workspace.join("impls/cilium-ebpf/debs.lock")).unwrap_or_default();
+            for line in lock.lines().filter(|l| !l.starts_with('#')) {
+                let mut w = line.split_whitespace();
+                if let (Some(package), Some(version)) = (w.next(), w.next()) {
+                    if let Some(module) = package.strip_prefix("golang-github-").and_then(|p| p.strip_suffix("-dev")) {
+                        v.crates.insert(format!("go:{module}"), version.into());
+                    } else if package == "golang-golang-x-sys-dev" {
+                        v.crates.insert("go:golang.org/x/sys".into(), version.into());
+                    }
+                }
+            }
+        }
         "redbpf" => {
             let pin = std::fs::read_to_string(workspace.join("impls/redbpf/rust-toolchain")).unwrap_or_default();
             if let Some(r) = cmd("rustup", &["run", pin.trim(), "rustc", "--version"]) {

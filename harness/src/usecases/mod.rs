@@ -16,7 +16,7 @@ use crate::measure::Ctx;
 use crate::process::Implementation;
 
 /// Every library of the comparison, in report order.
-pub const LIBS: &[&str] = &["aya", "libbpf-rs", "redbpf"];
+pub const LIBS: &[&str] = &["aya", "libbpf-rs", "redbpf", "cilium-ebpf"];
 
 pub trait UseCase {
     fn name(&self) -> &'static str;
