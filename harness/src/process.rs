@@ -101,6 +101,17 @@ impl Implementation {
         workspace.join("impls").join(lib).join(usecase)
     }
 
+    /// Its kernel program's directory: `kernel/` in its source directory, or for the libraries
+    /// that share the C kernel programs, `<workspace>/impls/kernel/<usecase>`.
+    pub fn kernel_dir(&self, workspace: &Path) -> PathBuf {
+        let own = self.source_dir(workspace).join("kernel");
+        if own.is_dir() {
+            own
+        } else {
+            workspace.join("impls").join("kernel").join(&self.usecase)
+        }
+    }
+
     /// Starts the binary with `args`, inside `netns` if given (`ip netns exec`).
     pub fn spawn(&self, args: &[&str], netns: Option<&NetNs>) -> Result<Running> {
         Running::spawn(self, args, netns)

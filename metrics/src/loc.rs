@@ -219,8 +219,9 @@ mod tests {
     fn classifier() {
         let c = |p: &str| classify(Path::new(p));
         assert_eq!(c("impls/aya/packetfilter/kernel/src/main.rs"), Part::Kernel);
-        assert_eq!(c("impls/libbpf-rs/packetfilter/kernel/packetfilter.bpf.c"), Part::Kernel);
-        assert_eq!(c("impls/libbpf-rs/packetfilter/kernel/packetfilter.h"), Part::Types);
+        // The C kernel programs the C-kernel libraries share.
+        assert_eq!(c("impls/kernel/packetfilter/packetfilter.bpf.c"), Part::Kernel);
+        assert_eq!(c("impls/kernel/packetfilter/packetfilter.h"), Part::Types);
         assert_eq!(c("impls/aya/packetfilter/types/src/lib.rs"), Part::Types);
         assert_eq!(c("impls/shared/src/packetfilter/abi.rs"), Part::Types);
         assert_eq!(c("impls/shared/src/packetfilter/run.rs"), Part::Glue);

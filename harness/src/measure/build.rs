@@ -147,7 +147,7 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
         rows.extend(redbpf_toolchain(ctx, u)?);
     }
 
-    let kernel = kernel_sources(&imp.source_dir(workspace))?;
+    let kernel = kernel_sources(&imp.kernel_dir(workspace))?;
     for rep in 1..=ctx.reps {
         ctx.check_interrupted()?;
         for file in &kernel {
@@ -220,9 +220,9 @@ fn redbpf_toolchain(ctx: &Ctx, usecase: &str) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The files of the kernel program: `kernel/` in every library's layout.
-fn kernel_sources(dir: &Path) -> Result<Vec<PathBuf>> {
-    let kernel = dir.join("kernel");
+/// The files of the kernel program under `kernel` ([`Implementation::kernel_dir`]).
+fn kernel_sources(kernel: &Path) -> Result<Vec<PathBuf>> {
+    let kernel = kernel.to_path_buf();
     let mut files = Vec::new();
     let mut stack = vec![kernel.clone()];
     while let Some(d) = stack.pop() {
