@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use harness::libs;
 use harness::measure::{self, Ctx};
 use harness::process::Implementation;
 use harness::usecases::{self, UseCase};
@@ -35,6 +36,10 @@ pub struct Options {
 pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     harness::bpf::check_privileges()?;
     let selected = select(opts)?;
+    if let Some(unknown) = opts.libs.iter().flatten().find(|l| libs::by_name(l).is_none()) {
+        let known: Vec<&str> = libs::LIBS.iter().map(|l| l.name).collect();
+        bail!("--libs: unknown library `{unknown}`; one of: {}", known.join(", "));
+    }
     let out = match &opts.out {
         Some(dir) => dir.clone(),
         None => workspace.join("reports").join(metrics::record::timestamp_for_path()),
@@ -42,23 +47,23 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let ctx = Ctx::new(workspace, &out, opts.reps, opts.quick, quiet)?;
     // Four steps per library (source, build, conformance, load) per use case: the estimate.
-    ctx.plan(selected.len() * usecases::LIBS.len() * 4);
+    ctx.plan(selected.len() * libs::LIBS.len() * 4);
 
     let mut run = Run { dir: out.clone(), ..Default::default() };
     let mut versions = BTreeMap::new();
     for usecase in &selected {
-        for lib in usecases::LIBS {
-            if opts.libs.as_ref().is_some_and(|l| !l.iter().any(|x| x == lib)) {
+        for lib in libs::LIBS {
+            if opts.libs.as_ref().is_some_and(|l| !l.iter().any(|x| x == lib.name)) {
                 continue;
             }
-            let capability = usecase.capability(workspace, lib);
+            let capability = lib.capability(workspace, usecase.name());
             let present = capability.status.is_implemented();
             run.capabilities.push(capability);
             if !present {
                 continue;
             }
-            let imp = Implementation::at(workspace, usecase.name(), lib);
-            versions.insert(lib.to_string(), measure::versions(workspace, &imp));
+            let imp = Implementation::at(workspace, usecase.name(), lib.name);
+            versions.insert(lib.name.to_string(), measure::versions(workspace, &imp));
             measure_one(&ctx, usecase.as_ref(), &imp, &mut run);
             ctx.check_interrupted()?;
         }

@@ -1,8 +1,9 @@
 //! Source and build metrics of one implementation: lines of code, dependency count, cold and
 //! warm build time in the implementation's own target directory, BPF object and loader size.
-//! RedBPF's implementations build in their own workspace with their own toolchain ([`Cargo`]),
-//! except hybrids whose loader is on today's Rust (the root workspace lists those), and its
-//! toolchain's one-time cost is recorded on lines of its own.
+//! Where a library builds is its registry entry ([`crate::libs::Build`]): the root workspace, or
+//! (RedBPF) a workspace of its own with its own toolchain ([`Cargo`]), except hybrids whose
+//! loader is on today's Rust (the root workspace lists those); such a toolchain's one-time cost
+//! is recorded on lines of its own.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use metrics::record::Row;
 
 use super::Ctx;
+use crate::libs::{Build, Library};
 use crate::process::Implementation;
 
 /// The result of building one implementation in its own target directory.
@@ -26,8 +28,8 @@ pub fn source(workspace: &Path, imp: &Implementation) -> Result<Vec<Row>> {
     let cargo = Cargo::of_impl(workspace, imp)?;
     let mut crates = dep_crates(&cargo, &imp.package())?;
     if cargo.toolchain.is_some() {
-        // A loader on RedBPF's toolchain embeds bpfeval-shared, built in the root workspace
-        // (impls/redbpf/shared).
+        // A loader on its own toolchain (RedBPF's) embeds bpfeval-shared, built in the root
+        // workspace (impls/redbpf/shared).
         crates.extend(dep_crates(&Cargo::root(workspace), REDBPF_LIFECYCLE)?);
     }
     Ok(vec![Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, crates.len() as f64)])
@@ -68,14 +70,11 @@ fn dep_crates(cargo: &Cargo, package: &str) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// The library whose implementations build in a workspace of their own, `impls/redbpf`, with
-/// the toolchain named in its `rust-toolchain` file and crates vendored by its setup.sh.
-const REDBPF: &str = "redbpf";
-/// bpfeval-shared as a shared object, which every RedBPF loader embeds.
+/// bpfeval-shared as a shared object, which every loader on an own toolchain (RedBPF) embeds.
 const REDBPF_LIFECYCLE: &str = "bpfeval-shared-lifecycle";
 
 /// Where and with which toolchain an implementation's package builds: the root workspace with
-/// its toolchain, or RedBPF's own.
+/// its toolchain, or a library's own ([`Build::OwnWorkspace`]).
 pub(crate) struct Cargo {
     dir: PathBuf,
     /// `+toolchain` and flags for RedBPF (whose builds are offline, from vendored crates).
@@ -87,25 +86,31 @@ impl Cargo {
         Cargo { dir: workspace.to_path_buf(), toolchain: None }
     }
 
-    pub(crate) fn of(workspace: &Path, lib: &str) -> Result<Cargo> {
-        if lib != REDBPF {
-            return Ok(Cargo::root(workspace));
+    pub(crate) fn of(workspace: &Path, lib: &Library) -> Result<Cargo> {
+        match lib.build {
+            Build::Root => Ok(Cargo::root(workspace)),
+            Build::OwnWorkspace { dir } => {
+                let dir = workspace.join(dir);
+                let file = dir.join("rust-toolchain");
+                let toolchain =
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                Ok(Cargo { dir, toolchain: Some(toolchain.trim().to_string()) })
+            }
+            Build::NotBuildable { reason } => bail!("{}: {reason}", lib.name),
         }
-        let dir = workspace.join("impls").join(REDBPF);
-        let file = dir.join("rust-toolchain");
-        let toolchain = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        Ok(Cargo { dir, toolchain: Some(toolchain.trim().to_string()) })
     }
 
-    /// Where `imp`'s package builds: its library's workspace ([`Cargo::of`]), except for a RedBPF
-    /// package that the root workspace lists, a hybrid (lsmbpf-redbpf: RedBPF's kernel program,
-    /// aya's loader), which builds there and runs cargo-bpf in its build script.
+    /// Where `imp`'s package builds: its library's workspace ([`Cargo::of`]), except for a
+    /// package of an own-workspace library that the root workspace lists, a hybrid
+    /// (lsmbpf-redbpf: RedBPF's kernel program, aya's loader), which builds there and runs
+    /// cargo-bpf in its build script.
     pub(crate) fn of_impl(workspace: &Path, imp: &Implementation) -> Result<Cargo> {
         let root = Cargo::root(workspace);
-        if imp.lib == REDBPF && !root.lists(&imp.package())? {
-            return Cargo::of(workspace, &imp.lib);
+        let lib = imp.library();
+        if matches!(lib.build, Build::OwnWorkspace { .. }) && root.lists(&imp.package())? {
+            return Ok(root);
         }
-        Ok(root)
+        Cargo::of(workspace, lib)
     }
 
     /// Whether `package` is a package of this workspace (`cargo metadata --no-deps`).
@@ -143,8 +148,8 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
         std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
     }
     rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(&cargo, &target, &imp.package())?));
-    if l == REDBPF {
-        rows.extend(redbpf_toolchain(ctx, u)?);
+    if let Build::OwnWorkspace { dir } = imp.library().build {
+        rows.extend(redbpf_toolchain(ctx, u, imp.library(), dir)?);
     }
 
     let kernel = kernel_sources(&imp.kernel_dir(workspace))?;
@@ -183,8 +188,8 @@ fn cargo_build(cargo: &Cargo, target: &Path, package: &str) -> Result<f64> {
 /// of cargo-bpf 2.3.0 with LLVM 13 (`toolchain_build_s`; in a fresh target directory, or with
 /// `--quick` as impls/redbpf/setup.sh timed it), and the resolving and vendoring of its crates
 /// (`toolchain_vendor_s`, as setup.sh timed it: a repeat here would find everything cached).
-fn redbpf_toolchain(ctx: &Ctx, usecase: &str) -> Result<Vec<Row>> {
-    let dir = ctx.workspace.join("impls").join(REDBPF);
+fn redbpf_toolchain(ctx: &Ctx, usecase: &str, lib: &Library, dir: &str) -> Result<Vec<Row>> {
+    let dir = ctx.workspace.join(dir);
     let recorded = |name: &str| -> Option<f64> {
         std::fs::read_to_string(dir.join("target/toolchain-cost").join(name)).ok()?.trim().parse().ok()
     };
@@ -201,7 +206,7 @@ fn redbpf_toolchain(ctx: &Ctx, usecase: &str) -> Result<Vec<Row>> {
         if target.exists() {
             std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
         }
-        let cargo = Cargo { dir: dir.join("tools/cargo-bpf"), ..Cargo::of(&ctx.workspace, REDBPF)? };
+        let cargo = Cargo { dir: dir.join("tools/cargo-bpf"), ..Cargo::of(&ctx.workspace, lib)? };
         let started = Instant::now();
         let out = cargo
             .command()
@@ -215,8 +220,8 @@ fn redbpf_toolchain(ctx: &Ctx, usecase: &str) -> Result<Vec<Row>> {
         }
         Some(*MEASURED.get_or_init(|| started.elapsed().as_secs_f64()))
     };
-    rows.extend(build.map(|s| Row::new(usecase, REDBPF, "toolchain_build_s", "s", 1, s)));
-    rows.extend(recorded("vendor_s").map(|s| Row::new(usecase, REDBPF, "toolchain_vendor_s", "s", 1, s)));
+    rows.extend(build.map(|s| Row::new(usecase, lib.name, "toolchain_build_s", "s", 1, s)));
+    rows.extend(recorded("vendor_s").map(|s| Row::new(usecase, lib.name, "toolchain_vendor_s", "s", 1, s)));
     Ok(rows)
 }
 

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::libs::Tool;
 use crate::process::Implementation;
 
 /// What every measurement needs to know about the run.
@@ -128,7 +129,8 @@ impl Ctx {
     }
 }
 
-/// Toolchains and crate versions of one implementation, for `environment.json`.
+/// Toolchains (today's rustc and its library's [`crate::libs::Library::tools`]) and crate
+/// versions of one implementation, for `environment.json`.
 pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Implementation {
     let mut v = metrics::record::Implementation::default();
     let cmd = |c: &str, args: &[&str]| {
@@ -143,60 +145,27 @@ pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Impl
     if let Some(rustc) = cmd("rustc", &["--version"]) {
         v.toolchains.insert("rustc".into(), rustc.trim_start_matches("rustc ").into());
     }
-    match imp.lib.as_str() {
-        "aya" => {
-            let nightly = std::fs::read_to_string(workspace.join("impls/aya/nightly-toolchain")).unwrap_or_default();
-            if let Some(n) = cmd("rustup", &["run", nightly.trim(), "rustc", "--version"]) {
-                v.toolchains.insert("rustc (kernel side)".into(), n.trim_start_matches("rustc ").into());
-            }
-            if let Some(l) = cmd("bpf-linker", &["--version"]) {
-                v.toolchains.insert("bpf-linker".into(), l.trim_start_matches("bpf-linker ").into());
-            }
-        }
-        "libbpf-rs" => {
-            if let Some(c) = cmd("clang", &["--version"]) {
-                v.toolchains.insert("clang".into(), c);
-            }
-        }
-        "cilium-ebpf" => {
-            // Debian's Go and cilium/ebpf as impls/cilium-ebpf/setup.sh unpacked them.
-            let go = std::fs::read_dir(workspace.join("target/cilium-ebpf/root/usr/lib"))
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin/go"))
-                .find(|p| p.is_file());
-            if let Some(g) = go.and_then(|g| cmd(g.to_str()?, &["version"])) {
-                v.toolchains.insert("go".into(), g.trim_start_matches("go version ").into());
-            }
-            if let Some(c) = cmd("clang", &["--version"]) {
-                v.toolchains.insert("clang".into(), c);
-            }
-            let lock = std::fs::read_to_string(workspace.join("impls/cilium-ebpf/debs.lock")).unwrap_or_default();
-            for line in lock.lines().filter(|l| !l.starts_with('#')) {
-                let mut w = line.split_whitespace();
-                if let (Some(package), Some(version)) = (w.next(), w.next()) {
-                    if let Some(module) = package.strip_prefix("golang-github-").and_then(|p| p.strip_suffix("-dev")) {
-                        v.crates.insert(format!("go:{module}"), version.into());
-                    } else if package == "golang-golang-x-sys-dev" {
-                        v.crates.insert("go:golang.org/x/sys".into(), version.into());
-                    }
+    for tool in imp.library().tools {
+        if let Tool::DebianPins { lock } = tool {
+            let lock = std::fs::read_to_string(workspace.join(lock)).unwrap_or_default();
+            for line in lock.lines().filter(|l| !l.trim_start().starts_with('#')) {
+                if let [package, version, suite, ..] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                    v.toolchains.insert(package.to_string(), format!("{version} (Debian {suite})"));
                 }
             }
+            continue;
         }
-        "redbpf" => {
-            let pin = std::fs::read_to_string(workspace.join("impls/redbpf/rust-toolchain")).unwrap_or_default();
-            if let Some(r) = cmd("rustup", &["run", pin.trim(), "rustc", "--version"]) {
-                v.toolchains.insert("rustc (RedBPF)".into(), r.trim_start_matches("rustc ").into());
+        let (label, version) = match tool {
+            Tool::Command { label, program, args, strip } => (label, cmd(program, args).map(|v| v.trim_start_matches(strip).to_string())),
+            Tool::PinnedRustc { label, pin } => {
+                let pin = std::fs::read_to_string(workspace.join(pin)).unwrap_or_default();
+                (label, cmd("rustup", &["run", pin.trim(), "rustc", "--version"]).map(|v| v.trim_start_matches("rustc ").to_string()))
             }
-            if let Some(c) = cmd("cargo-bpf", &["bpf", "--version"]) {
-                v.toolchains.insert("cargo-bpf".into(), c.trim_start_matches("cargo-bpf ").into());
-            }
-            if let Some(l) = cmd("llvm-config-13", &["--version"]) {
-                v.toolchains.insert("LLVM (cargo-bpf)".into(), l);
-            }
+            Tool::DebianPins { .. } => unreachable!("handled above"),
+        };
+        if let Some(version) = version {
+            v.toolchains.insert(label.to_string(), version);
         }
-        _ => {}
     }
     // Direct dependencies as locked: `cargo tree --depth 1`.
     if let Some(tree) = build::Cargo::of_impl(workspace, imp)
