@@ -195,6 +195,8 @@ if [[ -n $TIME_TOOLCHAINS || "$(bpf-linker --version 2>/dev/null)" != *"$BPF_LIN
 fi
 # RedBPF: Rust 1.59, LLVM 13, 6.1 headers, cargo-bpf, vendored crates, patched redbpf.
 impls/redbpf/setup.sh ${TIME_TOOLCHAINS:+--time-toolchains}
+# cilium/ebpf: Go and the library's sources from Debian, unpacked under target/ (impls/cilium-ebpf/debs.lock).
+impls/cilium-ebpf/setup.sh
 
 # --- Kernel file systems BPF needs -----------------------------------------------------------
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

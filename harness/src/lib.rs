@@ -9,6 +9,7 @@
 //! * [`scenario`]: scenario files (`scenarios/packetfilter/vectors.yaml`) and the reference
 //!   model of the packetfilter policy.
 //! * [`traffic`]: raw frames on a veth inside a namespace: send, and capture what arrives.
+//! * [`libs`]: the libraries of the comparison and what the harness knows about each.
 //! * [`vm`]: the VM guest runner (Debian 6.1 under qemu TCG) for what the host kernel lacks.
 //! * [`objects`]: every implementation's built kernel objects, and what their disassembly calls.
 //! * [`packetfilter`]: packetfilter-specific helpers (verdict counters, a running filter, the
@@ -22,6 +23,7 @@ pub mod comtrace;
 pub mod conformance;
 pub mod frames;
 pub mod jittergen;
+pub mod libs;
 pub mod loadbalancer;
 pub mod lsmbpf;
 pub mod measure;

@@ -27,9 +27,6 @@ use crate::netns::NetNs;
 /// Environment variable that overrides the directory of implementation binaries.
 pub const IMPLS_DIR_ENV: &str = "BPFEVAL_IMPLS_DIR";
 
-/// The libraries every use case is implemented with (RedBPF only where it works).
-pub const LIBS: &[&str] = &["aya", "libbpf-rs"];
-
 /// The workspace root (the directory above this crate).
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness lives inside the workspace").to_path_buf()
@@ -92,13 +89,17 @@ impl Implementation {
 
     /// Its source directory, `<workspace>/impls/<lib>/<usecase>`.
     pub fn source_dir(&self, workspace: &Path) -> PathBuf {
-        Self::source_dir_of(workspace, &self.usecase, &self.lib)
+        self.library().source_dir(workspace, &self.usecase)
     }
 
-    /// The source directory of `usecase` in `lib`, `<workspace>/impls/<lib>/<usecase>`
-    /// (whether or not it is built).
-    pub fn source_dir_of(workspace: &Path, usecase: &str, lib: &str) -> PathBuf {
-        workspace.join("impls").join(lib).join(usecase)
+    /// Its kernel program's directory ([`crate::libs::Kernel`]).
+    pub fn kernel_dir(&self, workspace: &Path) -> PathBuf {
+        self.library().kernel_dir(workspace, &self.usecase)
+    }
+
+    /// Its library's entry in the registry (panics for a library the registry does not know).
+    pub fn library(&self) -> &'static crate::libs::Library {
+        crate::libs::get(&self.lib)
     }
 
     /// Starts the binary with `args`, inside `netns` if given (`ip netns exec`).

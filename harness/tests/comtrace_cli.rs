@@ -213,3 +213,18 @@ fn bad_input_libbpf_rs() {
 fn bad_input_redbpf() {
     bad_input("redbpf");
 }
+
+#[test]
+fn filters_and_table_cilium_ebpf() {
+    filters("cilium-ebpf");
+}
+
+#[test]
+fn duration_cilium_ebpf() {
+    duration_flag("cilium-ebpf");
+}
+
+#[test]
+fn bad_input_cilium_ebpf() {
+    bad_input("cilium-ebpf");
+}

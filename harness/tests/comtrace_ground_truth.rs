@@ -95,3 +95,8 @@ fn ground_truth_libbpf_rs() {
 fn ground_truth_redbpf() {
     ground_truth("redbpf");
 }
+
+#[test]
+fn ground_truth_cilium_ebpf() {
+    ground_truth("cilium-ebpf");
+}

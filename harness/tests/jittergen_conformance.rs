@@ -52,3 +52,8 @@ fn libbpf_rs_conformance() {
 fn conformance_redbpf() {
     conformance("redbpf");
 }
+
+#[test]
+fn conformance_cilium_ebpf() {
+    conformance("cilium-ebpf");
+}

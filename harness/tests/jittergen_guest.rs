@@ -51,3 +51,8 @@ fn aya_and_libbpf_rs_in_guest() {
 fn in_guest_redbpf() {
     in_guest(&["redbpf"]);
 }
+
+#[test]
+fn in_guest_cilium_ebpf() {
+    in_guest(&["cilium-ebpf"]);
+}

@@ -207,3 +207,23 @@ fn needs_fq_redbpf() {
 fn bad_input_redbpf() {
     bad_input("redbpf");
 }
+
+#[test]
+fn drop_share_cilium_ebpf() {
+    drop_share("cilium-ebpf");
+}
+
+#[test]
+fn netlink_attach_cilium_ebpf() {
+    netlink_attach("cilium-ebpf");
+}
+
+#[test]
+fn needs_fq_cilium_ebpf() {
+    needs_fq("cilium-ebpf");
+}
+
+#[test]
+fn bad_input_cilium_ebpf() {
+    bad_input("cilium-ebpf");
+}

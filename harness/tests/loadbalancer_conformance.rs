@@ -77,3 +77,8 @@ fn conformance_libbpf_rs() {
 fn conformance_redbpf() {
     conformance("redbpf");
 }
+
+#[test]
+fn conformance_cilium_ebpf() {
+    conformance("cilium-ebpf");
+}

@@ -287,3 +287,23 @@ fn bad_input_libbpf_rs() {
 fn bad_input_redbpf() {
     bad_input("redbpf");
 }
+
+#[test]
+fn e2e_cilium_ebpf() {
+    main_flow("cilium-ebpf");
+}
+
+#[test]
+fn skb_mode_cilium_ebpf() {
+    skb_mode("cilium-ebpf");
+}
+
+#[test]
+fn reload_refused_cilium_ebpf() {
+    reload_refused("cilium-ebpf");
+}
+
+#[test]
+fn bad_input_cilium_ebpf() {
+    bad_input("cilium-ebpf");
+}

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use harness::process::{Implementation, TempDir, LIBS};
+use harness::process::{Implementation, TempDir};
 
 fn run(lib: &str, args: &[&str]) -> (i32, String) {
     let imp = Implementation::require("lsmbpf", lib);
@@ -42,17 +42,13 @@ fn bad_flags(lib: &str) {
 }
 
 #[test]
-fn bad_config_files_exit_2_naming_file_and_field() {
-    for lib in LIBS {
-        bad_config_files(lib);
-    }
+fn bad_config_files_exit_2_naming_file_and_field_aya() {
+    bad_config_files("aya");
 }
 
 #[test]
-fn bad_flags_exit_2() {
-    for lib in LIBS {
-        bad_flags(lib);
-    }
+fn bad_config_files_exit_2_naming_file_and_field_libbpf_rs() {
+    bad_config_files("libbpf-rs");
 }
 
 #[test]
@@ -61,6 +57,26 @@ fn bad_config_files_exit_2_naming_file_and_field_redbpf() {
 }
 
 #[test]
+fn bad_flags_exit_2_aya() {
+    bad_flags("aya");
+}
+
+#[test]
+fn bad_flags_exit_2_libbpf_rs() {
+    bad_flags("libbpf-rs");
+}
+
+#[test]
 fn bad_flags_exit_2_redbpf() {
     bad_flags("redbpf");
+}
+
+#[test]
+fn bad_config_files_exit_2_naming_file_and_field_cilium_ebpf() {
+    bad_config_files("cilium-ebpf");
+}
+
+#[test]
+fn bad_flags_exit_2_cilium_ebpf() {
+    bad_flags("cilium-ebpf");
 }

@@ -271,3 +271,23 @@ fn reload_bad_config_redbpf() {
 fn million_rules_redbpf() {
     million_rules("redbpf");
 }
+
+#[test]
+fn conformance_cilium_ebpf() {
+    conformance("cilium-ebpf");
+}
+
+#[test]
+fn reload_rule_hits_cilium_ebpf() {
+    reload_rule_hits("cilium-ebpf");
+}
+
+#[test]
+fn reload_bad_config_cilium_ebpf() {
+    reload_bad_config("cilium-ebpf");
+}
+
+#[test]
+fn million_rules_cilium_ebpf() {
+    million_rules("cilium-ebpf");
+}

@@ -501,3 +501,8 @@ fn e2e_libbpf_rs() {
 fn e2e_redbpf() {
     e2e("redbpf");
 }
+
+#[test]
+fn e2e_cilium_ebpf() {
+    e2e("cilium-ebpf");
+}

@@ -193,7 +193,8 @@ pub const USECASES: &[&str] = &[
     "comtrace",
     "lsmbpf",
 ];
-pub const LIBRARIES: &[&str] = &["aya", "libbpf-rs", "redbpf"];
+/// The harness' library registry (harness/src/libs.rs) lists the same names in this order (tested there).
+pub const LIBRARIES: &[&str] = &["aya", "libbpf-rs", "libbpf", "redbpf", "cilium-ebpf", "libbpfgo"];
 
 /// Sort key of a name within `known`: listed names first, in list order, then the rest by name.
 pub fn listed_order<'a>(known: &[&str], name: &'a str) -> (usize, &'a str) {

@@ -63,7 +63,8 @@ pub fn classify(rel: &Path) -> Part {
     let s = rel.to_string_lossy();
     if s.starts_with("impls/shared/") {
         if name == "abi.rs" { Part::Types } else { Part::Glue }
-    } else if s.starts_with("impls/redbpf/shared/") {
+    } else if s.starts_with("impls/redbpf/shared/") || matches!(name, "glue.rs" | "glue.go") {
+        // glue.rs/glue.go: the C ABI between a Go library's loader and the shared Rust lifecycle.
         Part::Glue
     } else if has_dir(rel, "patches") || has_dir(rel, "ext") || name.ends_with(".patch") {
         Part::Patches
@@ -218,11 +219,15 @@ mod tests {
     fn classifier() {
         let c = |p: &str| classify(Path::new(p));
         assert_eq!(c("impls/aya/packetfilter/kernel/src/main.rs"), Part::Kernel);
-        assert_eq!(c("impls/libbpf-rs/packetfilter/kernel/packetfilter.bpf.c"), Part::Kernel);
-        assert_eq!(c("impls/libbpf-rs/packetfilter/kernel/packetfilter.h"), Part::Types);
+        // The C kernel programs the C-kernel libraries share.
+        assert_eq!(c("impls/kernel/packetfilter/packetfilter.bpf.c"), Part::Kernel);
+        assert_eq!(c("impls/kernel/packetfilter/packetfilter.h"), Part::Types);
         assert_eq!(c("impls/aya/packetfilter/types/src/lib.rs"), Part::Types);
         assert_eq!(c("impls/shared/src/packetfilter/abi.rs"), Part::Types);
         assert_eq!(c("impls/shared/src/packetfilter/run.rs"), Part::Glue);
+        assert_eq!(c("impls/cilium-ebpf/packetfilter/src/glue.rs"), Part::Glue);
+        assert_eq!(c("impls/cilium-ebpf/common/glue.go"), Part::Glue);
+        assert_eq!(c("impls/cilium-ebpf/packetfilter/packetfilter.go"), Part::Loader);
         assert_eq!(c("impls/redbpf/shared/lifecycle/src/lib.rs"), Part::Glue);
         assert_eq!(c("impls/aya/packetfilter/kernel/Cargo.toml"), Part::Build);
         assert_eq!(c("impls/aya/build-support/src/lib.rs"), Part::Build);

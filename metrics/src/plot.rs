@@ -48,14 +48,17 @@ const PALETTE: [Rgb; 6] = [
 ];
 const REFERENCE_COLORS: [Rgb; 3] = [(60, 60, 60), (204, 121, 167), (86, 180, 233)];
 
-/// A library's colour: fixed for the three libraries under study so every chart and every run
-/// agree; other names take the palette by their position in the run.
+/// A library's colour: fixed for the libraries under study (by their place in
+/// [`crate::catalogue::LIBRARIES`]) so every chart and every run agree; other names take the
+/// rest of the palette by their position in the run.
 pub fn lib_color(lib: &str, position: usize) -> Rgb {
-    match lib {
-        "aya" => PALETTE[0],
-        "libbpf-rs" => PALETTE[1],
-        "redbpf" => PALETTE[2],
-        _ => PALETTE[3 + position % (PALETTE.len() - 3)],
+    let known = crate::catalogue::LIBRARIES;
+    match known.iter().position(|k| *k == lib) {
+        Some(i) if i < PALETTE.len() => PALETTE[i],
+        _ => {
+            let fixed = known.len().min(PALETTE.len() - 1);
+            PALETTE[fixed + position % (PALETTE.len() - fixed)]
+        }
     }
 }
 

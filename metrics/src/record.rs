@@ -216,6 +216,8 @@ pub enum Status {
     Impossible,
     /// Not implemented (yet).
     Missing,
+    /// The library cannot be built on this machine kind (the note says why).
+    NotBuildable,
 }
 
 impl Status {
@@ -231,6 +233,7 @@ impl Status {
             Status::Hybrid => "hybrid",
             Status::Impossible => "impossible",
             Status::Missing => "missing",
+            Status::NotBuildable => "not_buildable",
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use harness::libs;
 use harness::measure::{self, Ctx};
 use harness::process::Implementation;
 use harness::usecases::{self, UseCase};
@@ -41,6 +42,10 @@ pub struct Options {
 pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     harness::bpf::check_privileges()?;
     let selected = select(opts)?;
+    if let Some(unknown) = opts.libs.iter().flatten().find(|l| libs::by_name(l).is_none()) {
+        let known: Vec<&str> = libs::LIBS.iter().map(|l| l.name).collect();
+        bail!("--libs: unknown library `{unknown}`; one of: {}", known.join(", "));
+    }
     let out = match &opts.out {
         Some(dir) => dir.clone(),
         None => workspace.join("reports").join(metrics::record::timestamp_for_path()),
@@ -50,26 +55,26 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     ctx.rebuild = opts.rebuild;
     // Per use case three steps per library (source, build, conformance), then a warm-up and
     // the repetitions of every library and the references: the estimate.
-    let libs = usecases::LIBS.len();
-    ctx.plan(selected.len() * (libs * 3 + (ctx.reps as usize + 1) * (libs + 1)));
+    let nlibs = libs::LIBS.len();
+    ctx.plan(selected.len() * (nlibs * 3 + (ctx.reps as usize + 1) * (nlibs + 1)));
 
     let mut run = Run { dir: out.clone(), ..Default::default() };
     let mut versions = BTreeMap::new();
     for usecase in &selected {
         // Build and check every library first; then the runtime repetitions, interleaved.
         let mut ready = Vec::new();
-        for lib in usecases::LIBS {
-            if opts.libs.as_ref().is_some_and(|l| !l.iter().any(|x| x == lib)) {
+        for lib in libs::LIBS {
+            if opts.libs.as_ref().is_some_and(|l| !l.iter().any(|x| x == lib.name)) {
                 continue;
             }
-            let capability = usecase.capability(workspace, lib);
+            let capability = lib.capability(workspace, usecase.name());
             let present = capability.status.is_implemented();
             run.capabilities.push(capability);
             if !present {
                 continue;
             }
-            let imp = Implementation::at(workspace, usecase.name(), lib);
-            versions.insert(lib.to_string(), measure::versions(workspace, &imp));
+            let imp = Implementation::at(workspace, usecase.name(), lib.name);
+            versions.insert(lib.name.to_string(), measure::versions(workspace, &imp));
             ready.extend(prepare(&ctx, usecase.as_ref(), &imp, &mut run));
             ctx.check_interrupted()?;
         }

@@ -1,8 +1,9 @@
 //! Source and build metrics of one implementation: lines of code, dependency count, cold and
 //! warm build time in the implementation's own target directory, BPF object and loader size.
-//! RedBPF's implementations build in their own workspace with their own toolchain ([`Cargo`]),
-//! except hybrids whose loader is on today's Rust (the root workspace lists those), and its
-//! toolchain's one-time cost is recorded on lines of its own.
+//! Where a library builds is its registry entry ([`crate::libs::Build`]): the root workspace, or
+//! (RedBPF) a workspace of its own with its own toolchain ([`Cargo`]), except hybrids whose
+//! loader is on today's Rust (the root workspace lists those); such a toolchain's one-time cost
+//! is recorded on lines of its own.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use metrics::record::{Provenance, Row};
 
 use super::Ctx;
+use crate::libs::{Build, Library};
 use crate::process::Implementation;
 
 /// The result of building one implementation in its own target directory.
@@ -26,8 +28,8 @@ pub fn source(workspace: &Path, imp: &Implementation) -> Result<Vec<Row>> {
     let cargo = Cargo::of_impl(workspace, imp)?;
     let mut crates = dep_crates(&cargo, &imp.package())?;
     if cargo.toolchain.is_some() {
-        // A loader on RedBPF's toolchain embeds bpfeval-shared, built in the root workspace
-        // (impls/redbpf/shared).
+        // A loader on its own toolchain (RedBPF's) embeds bpfeval-shared, built in the root
+        // workspace (impls/redbpf/shared).
         crates.extend(dep_crates(&Cargo::root(workspace), REDBPF_LIFECYCLE)?);
     }
     Ok(vec![Row::new(&imp.usecase, &imp.lib, "dep_crates", "crates", 1, crates.len() as f64)])
@@ -68,14 +70,11 @@ fn dep_crates(cargo: &Cargo, package: &str) -> Result<BTreeSet<String>> {
         .collect())
 }
 
-/// The library whose implementations build in a workspace of their own, `impls/redbpf`, with
-/// the toolchain named in its `rust-toolchain` file and crates vendored by its setup.sh.
-const REDBPF: &str = "redbpf";
-/// bpfeval-shared as a shared object, which every RedBPF loader embeds.
+/// bpfeval-shared as a shared object, which every loader on an own toolchain (RedBPF) embeds.
 const REDBPF_LIFECYCLE: &str = "bpfeval-shared-lifecycle";
 
 /// Where and with which toolchain an implementation's package builds: the root workspace with
-/// its toolchain, or RedBPF's own.
+/// its toolchain, or a library's own ([`Build::OwnWorkspace`]).
 pub(crate) struct Cargo {
     dir: PathBuf,
     /// `+toolchain` and flags for RedBPF (whose builds are offline, from vendored crates).
@@ -87,25 +86,31 @@ impl Cargo {
         Cargo { dir: workspace.to_path_buf(), toolchain: None }
     }
 
-    pub(crate) fn of(workspace: &Path, lib: &str) -> Result<Cargo> {
-        if lib != REDBPF {
-            return Ok(Cargo::root(workspace));
+    pub(crate) fn of(workspace: &Path, lib: &Library) -> Result<Cargo> {
+        match lib.build {
+            Build::Root => Ok(Cargo::root(workspace)),
+            Build::OwnWorkspace { dir } => {
+                let dir = workspace.join(dir);
+                let file = dir.join("rust-toolchain");
+                let toolchain =
+                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                Ok(Cargo { dir, toolchain: Some(toolchain.trim().to_string()) })
+            }
+            Build::NotBuildable { reason } => bail!("{}: {reason}", lib.name),
         }
-        let dir = workspace.join("impls").join(REDBPF);
-        let file = dir.join("rust-toolchain");
-        let toolchain = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        Ok(Cargo { dir, toolchain: Some(toolchain.trim().to_string()) })
     }
 
-    /// Where `imp`'s package builds: its library's workspace ([`Cargo::of`]), except for a RedBPF
-    /// package that the root workspace lists, a hybrid (lsmbpf-redbpf: RedBPF's kernel program,
-    /// aya's loader), which builds there and runs cargo-bpf in its build script.
+    /// Where `imp`'s package builds: its library's workspace ([`Cargo::of`]), except for a
+    /// package of an own-workspace library that the root workspace lists, a hybrid
+    /// (lsmbpf-redbpf: RedBPF's kernel program, aya's loader), which builds there and runs
+    /// cargo-bpf in its build script.
     pub(crate) fn of_impl(workspace: &Path, imp: &Implementation) -> Result<Cargo> {
         let root = Cargo::root(workspace);
-        if imp.lib == REDBPF && !root.lists(&imp.package())? {
-            return Cargo::of(workspace, &imp.lib);
+        let lib = imp.library();
+        if matches!(lib.build, Build::OwnWorkspace { .. }) && root.lists(&imp.package())? {
+            return Ok(root);
         }
-        Ok(root)
+        Cargo::of(workspace, lib)
     }
 
     /// Whether `package` is a package of this workspace (`cargo metadata --no-deps`).
@@ -165,7 +170,7 @@ fn build_fresh(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(&cargo, &target, &imp.package())?));
     rows.extend(toolchain_rows(ctx, imp)?);
 
-    let kernel = kernel_sources(&imp.source_dir(workspace))?;
+    let kernel = kernel_sources(&imp.kernel_dir(workspace))?;
     for rep in 1..=ctx.reps {
         ctx.check_interrupted()?;
         for file in &kernel {
@@ -345,7 +350,13 @@ fn toolchain_rows(ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
             ("toolchain_build_s", Some(root.join("bpf_linker_build_s"))),
             ("toolchain_vendor_s", None),
         ],
-        REDBPF => [
+        "cilium-ebpf" => [
+            // Go and the library's sources from Debian, fetched and unpacked by its setup.sh.
+            ("toolchain_install_s", Some(root.join("cilium-ebpf"))),
+            ("toolchain_build_s", None),
+            ("toolchain_vendor_s", None),
+        ],
+        "redbpf" => [
             ("toolchain_install_s", Some(redbpf.join("rust_install_s"))),
             ("toolchain_build_s", Some(redbpf.join("cargo_bpf_build_s"))),
             ("toolchain_vendor_s", Some(redbpf.join("vendor_s"))),
@@ -390,9 +401,9 @@ fn toolchain_rows(ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-/// The files of the kernel program: `kernel/` in every library's layout.
-fn kernel_sources(dir: &Path) -> Result<Vec<PathBuf>> {
-    let kernel = dir.join("kernel");
+/// The files of the kernel program under `kernel` ([`Implementation::kernel_dir`]).
+fn kernel_sources(kernel: &Path) -> Result<Vec<PathBuf>> {
+    let kernel = kernel.to_path_buf();
     let mut files = Vec::new();
     let mut stack = vec![kernel.clone()];
     while let Some(d) = stack.pop() {

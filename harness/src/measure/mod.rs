@@ -17,6 +17,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use metrics::hist::Histogram;
 use metrics::record::{Provenance, Row};
 
+use crate::libs::Tool;
 use crate::process::Implementation;
 
 /// What every measurement needs to know about the run.
@@ -212,7 +213,8 @@ impl Ctx {
     }
 }
 
-/// Toolchains and crate versions of one implementation, for `environment.json`.
+/// Toolchains (today's rustc and its library's [`crate::libs::Library::tools`]) and crate
+/// versions of one implementation, for `environment.json`.
 pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Implementation {
     let mut v = metrics::record::Implementation::default();
     let cmd = |c: &str, args: &[&str]| {
@@ -227,34 +229,27 @@ pub fn versions(workspace: &Path, imp: &Implementation) -> metrics::record::Impl
     if let Some(rustc) = cmd("rustc", &["--version"]) {
         v.toolchains.insert("rustc".into(), rustc.trim_start_matches("rustc ").into());
     }
-    match imp.lib.as_str() {
-        "aya" => {
-            let nightly = std::fs::read_to_string(workspace.join("impls/aya/nightly-toolchain")).unwrap_or_default();
-            if let Some(n) = cmd("rustup", &["run", nightly.trim(), "rustc", "--version"]) {
-                v.toolchains.insert("rustc (kernel side)".into(), n.trim_start_matches("rustc ").into());
+    for tool in imp.library().tools {
+        if let Tool::DebianPins { lock } = tool {
+            let lock = std::fs::read_to_string(workspace.join(lock)).unwrap_or_default();
+            for line in lock.lines().filter(|l| !l.trim_start().starts_with('#')) {
+                if let [package, version, suite, ..] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                    v.toolchains.insert(package.to_string(), format!("{version} (Debian {suite})"));
+                }
             }
-            if let Some(l) = cmd("bpf-linker", &["--version"]) {
-                v.toolchains.insert("bpf-linker".into(), l.trim_start_matches("bpf-linker ").into());
-            }
+            continue;
         }
-        "libbpf-rs" => {
-            if let Some(c) = cmd("clang", &["--version"]) {
-                v.toolchains.insert("clang".into(), c);
+        let (label, version) = match tool {
+            Tool::Command { label, program, args, strip } => (label, cmd(program, args).map(|v| v.trim_start_matches(strip).to_string())),
+            Tool::PinnedRustc { label, pin } => {
+                let pin = std::fs::read_to_string(workspace.join(pin)).unwrap_or_default();
+                (label, cmd("rustup", &["run", pin.trim(), "rustc", "--version"]).map(|v| v.trim_start_matches("rustc ").to_string()))
             }
+            Tool::DebianPins { .. } => unreachable!("handled above"),
+        };
+        if let Some(version) = version {
+            v.toolchains.insert(label.to_string(), version);
         }
-        "redbpf" => {
-            let pin = std::fs::read_to_string(workspace.join("impls/redbpf/rust-toolchain")).unwrap_or_default();
-            if let Some(r) = cmd("rustup", &["run", pin.trim(), "rustc", "--version"]) {
-                v.toolchains.insert("rustc (RedBPF)".into(), r.trim_start_matches("rustc ").into());
-            }
-            if let Some(c) = cmd("cargo-bpf", &["bpf", "--version"]) {
-                v.toolchains.insert("cargo-bpf".into(), c.trim_start_matches("cargo-bpf ").into());
-            }
-            if let Some(l) = cmd("llvm-config-13", &["--version"]) {
-                v.toolchains.insert("LLVM (cargo-bpf)".into(), l);
-            }
-        }
-        _ => {}
     }
     // Direct dependencies as locked: `cargo tree --depth 1`.
     if let Some(tree) = build::Cargo::of_impl(workspace, imp)

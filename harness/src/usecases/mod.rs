@@ -10,27 +10,15 @@ pub mod packetfilter;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use metrics::record::{Capability, Row, Status};
+use metrics::record::{Row, Status};
 
 use crate::measure::Ctx;
 use crate::process::Implementation;
 
-/// Every library of the comparison, in report order.
-pub const LIBS: &[&str] = &["aya", "libbpf-rs", "redbpf"];
-
+/// A use case as the harness drives it; which library implements it, and how, is
+/// [`crate::libs::Library::capability`].
 pub trait UseCase {
     fn name(&self) -> &'static str;
-
-    /// Whether `lib` implements this use case, and how.
-    fn capability(&self, workspace: &Path, lib: &str) -> Capability {
-        let dir = Implementation::source_dir_of(workspace, self.name(), lib);
-        let (status, note) = if dir.join("Cargo.toml").exists() {
-            declared_capability(&dir)
-        } else {
-            (Status::Missing, "not implemented".into())
-        };
-        Capability { usecase: self.name().into(), lib: lib.into(), status, note }
-    }
 
     /// Runs the shared conformance vectors; returns one line per mismatch.
     fn conformance(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>>;
@@ -52,7 +40,7 @@ pub trait UseCase {
 
 /// An implementation's own `capability.yml` (`status`, `note`) if it has one, else native:
 /// with a patch, hybrid or impossible is said by the implementation, next to its code.
-fn declared_capability(dir: &Path) -> (Status, String) {
+pub(crate) fn declared_capability(dir: &Path) -> (Status, String) {
     let d = declared(dir);
     (d.status, d.note.trim().to_string())
 }
@@ -131,11 +119,11 @@ mod capability_tests {
     fn declared_capabilities_parse() {
         let workspace = crate::process::workspace_dir();
         for usecase in all() {
-            for lib in LIBS {
-                let _ = usecase.capability(&workspace, lib);
+            for lib in crate::libs::LIBS {
+                let _ = lib.capability(&workspace, usecase.name());
             }
         }
-        let redbpf = packetfilter::PacketFilter.capability(&workspace, "redbpf");
+        let redbpf = crate::libs::get("redbpf").capability(&workspace, "packetfilter");
         assert_eq!(redbpf.status, Status::WithPatch, "{}", redbpf.note);
         assert!(redbpf.note.contains("patches"), "{}", redbpf.note);
     }

@@ -1,4 +1,4 @@
-//! Builds the skeleton of kernel/comtrace.bpf.c (reads kernel structs: CO-RE against a vmlinux.h from this machine's BTF); see impls/libbpf-rs/build-support.
+//! Builds the skeleton of impls/kernel/comtrace/comtrace.bpf.c (reads kernel structs: CO-RE against a vmlinux.h from this machine's BTF); see impls/libbpf-rs/build-support.
 fn main() {
     libbpf_skel_build::build_skeleton(libbpf_skel_build::Headers::Vmlinux);
 }

@@ -1,4 +1,4 @@
-//! Builds the skeleton of kernel/jittergen.bpf.c (UAPI headers only); see impls/libbpf-rs/build-support.
+//! Builds the skeleton of impls/kernel/jittergen/jittergen.bpf.c (UAPI headers only); see impls/libbpf-rs/build-support.
 fn main() {
     libbpf_skel_build::build_skeleton(libbpf_skel_build::Headers::Uapi);
 }

@@ -1,4 +1,4 @@
-//! Builds the skeleton of kernel/loadbalancer.bpf.c (UAPI headers only); see impls/libbpf-rs/build-support.
+//! Builds the skeleton of impls/kernel/loadbalancer/loadbalancer.bpf.c (UAPI headers only); see impls/libbpf-rs/build-support.
 fn main() {
     libbpf_skel_build::build_skeleton(libbpf_skel_build::Headers::Uapi);
 }

@@ -42,6 +42,7 @@ td.best { background: var(--best); }
 .status.hybrid { background: #ddf4ff; color: #0550ae; }
 .status.impossible { background: #ffebe9; color: #a40e26; }
 .status.missing { background: #eaeef2; color: #57606a; }
+.status.not_buildable { background: #eaeef2; color: #a40e26; }
 .capnote { display: block; color: var(--muted); font-size: 13px; max-width: 320px; }
 details.capnote summary { cursor: pointer; }
 #summary ul { padding-left: 20px; }
@@ -290,6 +291,7 @@ fn status_legend() -> String {
         (Status::Hybrid, "partly outside the library"),
         (Status::Impossible, "the library cannot express it"),
         (Status::Missing, "not implemented"),
+        (Status::NotBuildable, "the library cannot be built here"),
     ]
     .iter()
     .map(|(s, text)| format!("<span class=\"status {0}\">{0}</span> {text}", s.as_str()))

@@ -254,6 +254,7 @@ mod tests {
                     Status::Impossible,
                     "no XDP_TX redirect helper",
                 ),
+                cap("packetfilter", "libbpfgo", Status::NotBuildable, "no Go module proxy here"),
             ],
             findings: vec![Finding {
                 usecase: "loadbalancer".into(),
@@ -397,6 +398,9 @@ mod tests {
         assert!(html.contains("&lt;llvm-13&gt; not found"));
         assert!(html.contains("bpf-linker 0.10.3"));
         assert!(md.contains("**impossible**: no XDP_TX redirect helper"));
+        // A library that cannot be built here is a column with its reason, not absent.
+        assert!(html.contains("<span class=\"status not_buildable\">not_buildable</span><span class=\"capnote\">no Go module proxy here</span>"));
+        assert!(md.contains("**not_buildable**: no Go module proxy here"));
         assert!(md.contains("  note: <llvm-13> not found | see log"));
     }
 

@@ -1,6 +1,7 @@
 //! The build script of every libbpf-rs implementation `impls/libbpf-rs/<usecase>/`: compiles
-//! `kernel/<usecase>.bpf.c` with clang into `$OUT_DIR/<usecase>.bpf.o` (kept there so the
-//! harness can measure it) and generates the skeleton `$OUT_DIR/<usecase>.skel.rs`.
+//! the C kernel program every C-kernel library shares, `impls/kernel/<usecase>/<usecase>.bpf.c`,
+//! with clang into `$OUT_DIR/<usecase>.bpf.o` (kept there so the harness can measure it) and
+//! generates the skeleton `$OUT_DIR/<usecase>.skel.rs`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -36,15 +37,28 @@ pub fn build_skeleton(headers: Headers) {
             format!("-I{}", out_dir.display())
         }
     };
+    let kernel = kernel_dir(usecase);
+    let src = kernel.join(format!("{usecase}.bpf.c"));
     // libbpf's own headers (<bpf/bpf_helpers.h>) come with libbpf-cargo.
-    let src = format!("kernel/{usecase}.bpf.c");
     SkeletonBuilder::new()
         .source(&src)
         .obj(out_dir.join(format!("{usecase}.bpf.o")))
         .clang_args([include.as_str(), "-Wall", "-Werror"])
         .build_and_generate(out_dir.join(format!("{usecase}.skel.rs")))
-        .unwrap_or_else(|e| panic!("building the BPF skeleton from {src}: {e:#}"));
-    println!("cargo:rerun-if-changed=kernel");
+        .unwrap_or_else(|e| panic!("building the BPF skeleton from {}: {e:#}", src.display()));
+    // File by file, not the directory: cargo's dep-info then lists them, which is where the
+    // harness finds the files an implementation's build compiled (its lines of code).
+    for file in [src, kernel.join(format!("{usecase}.h"))] {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+}
+
+/// `impls/kernel/<usecase>/`: the kernel program and its header, shared by the C-kernel libraries.
+fn kernel_dir(usecase: &str) -> PathBuf {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    // The package is impls/<lib>/<usecase>; no `..` in the path, or dep-info would carry it.
+    let impls = manifest.parent().and_then(Path::parent).expect("packages live in impls/<lib>/<usecase>");
+    impls.join("kernel").join(usecase)
 }
 
 fn write_vmlinux_h(out_dir: &Path) {
