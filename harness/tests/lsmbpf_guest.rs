@@ -13,10 +13,12 @@ use harness::process::Implementation;
 fn report(lib: &str) -> &'static Report {
     static AYA: OnceLock<Result<Report, String>> = OnceLock::new();
     static LIBBPF_RS: OnceLock<Result<Report, String>> = OnceLock::new();
+    static LIBBPF: OnceLock<Result<Report, String>> = OnceLock::new();
     static REDBPF: OnceLock<Result<Report, String>> = OnceLock::new();
     let cell = match lib {
         "aya" => &AYA,
         "libbpf-rs" => &LIBBPF_RS,
+        "libbpf" => &LIBBPF,
         "redbpf" => &REDBPF,
         other => panic!("no lsmbpf implementation with {other}"),
     };
@@ -149,4 +151,4 @@ macro_rules! for_each_lib {
     )*};
 }
 
-for_each_lib!(aya => "aya", libbpf_rs => "libbpf-rs", redbpf => "redbpf");
+for_each_lib!(aya => "aya", libbpf_rs => "libbpf-rs", libbpf => "libbpf", redbpf => "redbpf");
