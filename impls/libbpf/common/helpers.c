@@ -25,6 +25,15 @@ int percpu_sum(const struct bpf_map *map, __u32 key, __u64 *sum)
 	return err;
 }
 
+int percpu_sums(const struct bpf_map *map, __u32 n, __u64 *out)
+{
+	int err = 0;
+
+	for (__u32 i = 0; !err && i < n; i++)
+		err = percpu_sum(map, i, &out[i]);
+	return err;
+}
+
 int percpu_clear(const struct bpf_map *map, __u32 key)
 {
 	int ncpus = libbpf_num_possible_cpus();

@@ -20,6 +20,8 @@ struct events {
 
 /* Sum of the u64 at `key` of a per-CPU array over all possible CPUs. */
 int percpu_sum(const struct bpf_map *map, __u32 key, __u64 *sum);
+/* percpu_sum of keys 0..n-1 into out[0..n-1]. */
+int percpu_sums(const struct bpf_map *map, __u32 n, __u64 *out);
 /* Sets the u64 at `key` to 0 on every CPU. */
 int percpu_clear(const struct bpf_map *map, __u32 key);
 /* An XDP bpf_link in driver (native) or generic (skb) mode; returns its fd. */

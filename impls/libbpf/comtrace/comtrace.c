@@ -67,11 +67,7 @@ int tracer_attach(struct tracer *t)
 
 int tracer_counters(struct tracer *t, __u64 out[COUNTER_COUNT])
 {
-	int err = 0;
-
-	for (__u32 i = 0; !err && i < COUNTER_COUNT; i++)
-		err = percpu_sum(t->skel->maps.counters, i, &out[i]);
-	return err;
+	return percpu_sums(t->skel->maps.counters, COUNTER_COUNT, out);
 }
 
 int tracer_poll(struct tracer *t, int timeout_ms, record_sink sink, void *ctx)

@@ -74,11 +74,7 @@ int jitter_set_settings(struct jitter *j, const void *settings)
 
 int jitter_counters(struct jitter *j, __u64 out[COUNTER_COUNT])
 {
-	int err = 0;
-
-	for (__u32 i = 0; !err && i < COUNTER_COUNT; i++)
-		err = percpu_sum(j->skel->maps.counters, i, &out[i]);
-	return err;
+	return percpu_sums(j->skel->maps.counters, COUNTER_COUNT, out);
 }
 
 int jitter_rule_hits(struct jitter *j, __u32 rule, __u64 *hits)

@@ -83,11 +83,7 @@ int balancer_set_table_entry(struct balancer *b, __u32 index, __u32 slot)
 
 int balancer_verdicts(struct balancer *b, __u64 out[VERDICT_COUNT])
 {
-	int err = 0;
-
-	for (__u32 i = 0; !err && i < VERDICT_COUNT; i++)
-		err = percpu_sum(b->skel->maps.verdicts, i, &out[i]);
-	return err;
+	return percpu_sums(b->skel->maps.verdicts, VERDICT_COUNT, out);
 }
 
 int balancer_backend_hits(struct balancer *b, __u32 slot, __u64 *hits)

@@ -59,11 +59,7 @@ int lsm_attach(struct lsm *l)
 
 int lsm_counters(struct lsm *l, __u64 out[COUNTER_COUNT])
 {
-	int err = 0;
-
-	for (__u32 i = 0; !err && i < COUNTER_COUNT; i++)
-		err = percpu_sum(l->skel->maps.counters, i, &out[i]);
-	return err;
+	return percpu_sums(l->skel->maps.counters, COUNTER_COUNT, out);
 }
 
 int lsm_poll(struct lsm *l, int timeout_ms, record_sink sink, void *ctx)

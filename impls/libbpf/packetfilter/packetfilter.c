@@ -88,11 +88,7 @@ int filter_set_generation(struct filter *f, __u32 generation)
 
 int filter_verdicts(struct filter *f, __u64 out[VERDICT_COUNT])
 {
-	int err = 0;
-
-	for (__u32 i = 0; !err && i < VERDICT_COUNT; i++)
-		err = percpu_sum(f->skel->maps.verdicts, i, &out[i]);
-	return err;
+	return percpu_sums(f->skel->maps.verdicts, VERDICT_COUNT, out);
 }
 
 int filter_rule_hits(struct filter *f, __u32 rule, __u64 *hits)

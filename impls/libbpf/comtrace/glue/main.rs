@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 use bpfeval_shared::comtrace::abi::COUNTER_COUNT;
 use bpfeval_shared::comtrace::{Backend, LoadParams, PortList};
-use libbpf_glue::{check, poll, RecordSink};
+use libbpf_glue::{Loaded, RecordSink, check, counters, poll};
 use libbpf_sys as _; // links libbpf
 
 #[repr(C)]
@@ -23,43 +23,33 @@ extern "C" {
     fn tracer_poll(t: *mut Tracer, timeout_ms: c_int, sink: RecordSink, ctx: *mut c_void) -> c_int;
 }
 
-/// Owns the C loader's state; dropping it detaches and closes everything.
-struct CTracer(*mut Tracer);
-
-impl Drop for CTracer {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from tracer_load and is destroyed once.
-        unsafe { tracer_destroy(self.0) }
-    }
-}
+/// The C loader's state; dropping it detaches and closes everything.
+struct CTracer(Loaded<Tracer>);
 
 fn load(params: &LoadParams) -> Result<CTracer> {
-    let mut t = std::ptr::null_mut();
     let (l, r) = (params.filter_local_ports as c_int, params.filter_remote_ports as c_int);
     // SAFETY: tracer_load writes a valid pointer on success.
-    check(unsafe { tracer_load(&mut t, params.target_pid, l, r) }, "loading the BPF object")?;
-    Ok(CTracer(t))
+    let loaded = Loaded::new("loading the BPF object", |out| unsafe { tracer_load(out, params.target_pid, l, r) }, tracer_destroy)?;
+    Ok(CTracer(loaded))
 }
 
-// SAFETY (every call below): self.0 is a live loader state; buffers are as long as C reads or writes.
+// SAFETY (every call below): self.0 holds a live loader state; buffers are as long as C reads or writes.
 impl Backend for CTracer {
     fn allow_port(&mut self, list: PortList, port: u16) -> Result<()> {
         let remote = matches!(list, PortList::Remote) as c_int;
-        check(unsafe { tracer_allow_port(self.0, remote, port) }, "updating the port list")
+        check(unsafe { tracer_allow_port(self.0.ptr(), remote, port) }, "updating the port list")
     }
 
     fn attach(&mut self) -> Result<()> {
-        check(unsafe { tracer_attach(self.0) }, "attaching to sock:inet_sock_set_state")
+        check(unsafe { tracer_attach(self.0.ptr()) }, "attaching to sock:inet_sock_set_state")
     }
 
     fn counters(&self) -> Result<Vec<u64>> {
-        let mut out = vec![0u64; COUNTER_COUNT as usize];
-        check(unsafe { tracer_counters(self.0, out.as_mut_ptr()) }, "reading counters")?;
-        Ok(out)
+        counters(COUNTER_COUNT, "reading counters", |out| unsafe { tracer_counters(self.0.ptr(), out) })
     }
 
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        poll(timeout, sink, |ms, s, ctx| unsafe { tracer_poll(self.0, ms, s, ctx) })
+        poll(timeout, sink, |ms, s, ctx| unsafe { tracer_poll(self.0.ptr(), ms, s, ctx) })
     }
 }
 

@@ -36,3 +36,45 @@ pub fn poll(
     let mut sink = sink;
     check(poll(timeout_ms, forward, &mut sink as *mut &mut dyn FnMut(&[u8]) as *mut c_void), "ring_buffer__poll")
 }
+
+/// A C loader's state, the pointer its `*_load` function made; dropped, its `*_destroy`
+/// function detaches and closes everything.
+pub struct Loaded<T> {
+    ptr: *mut T,
+    destroy: unsafe extern "C" fn(*mut T),
+}
+
+impl<T> Loaded<T> {
+    /// `load(&mut ptr)`, a C function that sets `ptr` on success; `what` is the error's context.
+    pub fn new(what: &str, load: impl FnOnce(*mut *mut T) -> c_int, destroy: unsafe extern "C" fn(*mut T)) -> Result<Self> {
+        let mut ptr = std::ptr::null_mut();
+        check(load(&mut ptr), what)?;
+        Ok(Loaded { ptr, destroy })
+    }
+
+    /// For the C functions' first argument.
+    pub fn ptr(&self) -> *mut T {
+        self.ptr
+    }
+}
+
+impl<T> Drop for Loaded<T> {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from the matching load function and is destroyed once.
+        unsafe { (self.destroy)(self.ptr) }
+    }
+}
+
+/// `n` counters that `read(out)` writes to `out[0..n]`.
+pub fn counters(n: u32, what: &str, read: impl FnOnce(*mut u64) -> c_int) -> Result<Vec<u64>> {
+    let mut out = vec![0u64; n as usize];
+    check(read(out.as_mut_ptr()), what)?;
+    Ok(out)
+}
+
+/// One counter that `read(out)` writes.
+pub fn counter(what: &str, read: impl FnOnce(*mut u64) -> c_int) -> Result<u64> {
+    let mut out = 0;
+    check(read(&mut out), what)?;
+    Ok(out)
+}

@@ -5,7 +5,7 @@ use std::ffi::c_int;
 use anyhow::Result;
 use bpfeval_shared::jittergen::abi::{self, COUNTER_COUNT};
 use bpfeval_shared::jittergen::{Backend, Iface, TcMode};
-use libbpf_glue::check;
+use libbpf_glue::{check, counter, counters, Loaded};
 use libbpf_sys as _; // links libbpf
 
 #[repr(C)]
@@ -23,43 +23,31 @@ extern "C" {
     fn jitter_attach(j: *mut Jitter, ifindex: c_int, tcx: c_int) -> c_int;
 }
 
-/// Owns the C loader's state; dropping it detaches and closes everything.
-struct CJitter(*mut Jitter);
-
-impl Drop for CJitter {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from jitter_load and is destroyed once.
-        unsafe { jitter_destroy(self.0) }
-    }
-}
+/// The C loader's state; dropping it detaches and closes everything.
+struct CJitter(Loaded<Jitter>);
 
 fn load() -> Result<CJitter> {
-    let mut j = std::ptr::null_mut();
     // SAFETY: jitter_load writes a valid pointer on success.
-    check(unsafe { jitter_load(&mut j) }, "loading the BPF object (verifier)")?;
-    Ok(CJitter(j))
+    let loaded = Loaded::new("loading the BPF object (verifier)", |out| unsafe { jitter_load(out) }, jitter_destroy)?;
+    Ok(CJitter(loaded))
 }
 
-// SAFETY (every call below): self.0 is a live loader state; buffers are as long as C reads or writes.
+// SAFETY (every call below): self.0 holds a live loader state; buffers are as long as C reads or writes.
 impl Backend for CJitter {
     fn set_rule(&mut self, index: u32, rule: &abi::Rule) -> Result<()> {
-        check(unsafe { jitter_set_rule(self.0, index, rule.to_bytes().as_ptr()) }, "updating rules")
+        check(unsafe { jitter_set_rule(self.0.ptr(), index, rule.to_bytes().as_ptr()) }, "updating rules")
     }
 
     fn set_settings(&mut self, settings: &abi::Settings) -> Result<()> {
-        check(unsafe { jitter_set_settings(self.0, settings.to_bytes().as_ptr()) }, "updating settings")
+        check(unsafe { jitter_set_settings(self.0.ptr(), settings.to_bytes().as_ptr()) }, "updating settings")
     }
 
     fn counters(&self) -> Result<Vec<u64>> {
-        let mut out = vec![0u64; COUNTER_COUNT as usize];
-        check(unsafe { jitter_counters(self.0, out.as_mut_ptr()) }, "reading counters")?;
-        Ok(out)
+        counters(COUNTER_COUNT, "reading counters", |out| unsafe { jitter_counters(self.0.ptr(), out) })
     }
 
     fn rule_hits(&self, rule: u32) -> Result<u64> {
-        let mut hits = 0;
-        check(unsafe { jitter_rule_hits(self.0, rule, &mut hits) }, "reading rule_hits")?;
-        Ok(hits)
+        counter("reading rule_hits", |out| unsafe { jitter_rule_hits(self.0.ptr(), rule, out) })
     }
 
     fn attach(&mut self, iface: &Iface, mode: TcMode) -> Result<()> {
@@ -67,7 +55,7 @@ impl Backend for CJitter {
             TcMode::Tcx => (1, "bpf_link_create(BPF_TCX_EGRESS)"),
             TcMode::Netlink => (0, "attaching the cls_bpf filter under clsact"),
         };
-        check(unsafe { jitter_attach(self.0, iface.index as c_int, tcx) }, what)
+        check(unsafe { jitter_attach(self.0.ptr(), iface.index as c_int, tcx) }, what)
     }
 }
 

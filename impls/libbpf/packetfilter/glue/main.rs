@@ -7,7 +7,7 @@ use anyhow::Result;
 use bpfeval_shared::cli::XdpMode;
 use bpfeval_shared::packetfilter::abi::{Settings, VERDICT_COUNT};
 use bpfeval_shared::packetfilter::{Backend, LoadParams};
-use libbpf_glue::{check, poll, RecordSink};
+use libbpf_glue::{Loaded, RecordSink, check, counter, counters, poll};
 use libbpf_sys as _; // links libbpf
 
 #[repr(C)]
@@ -28,66 +28,54 @@ extern "C" {
     fn filter_poll(f: *mut Filter, timeout_ms: c_int, sink: RecordSink, ctx: *mut c_void) -> c_int;
 }
 
-/// Owns the C loader's state; dropping it detaches and closes everything.
-struct CFilter(*mut Filter);
-
-impl Drop for CFilter {
-    fn drop(&mut self) {
-        // SAFETY: the pointer came from filter_load and is destroyed once.
-        unsafe { filter_destroy(self.0) }
-    }
-}
+/// The C loader's state; dropping it detaches and closes everything.
+struct CFilter(Loaded<Filter>);
 
 fn load(params: &LoadParams) -> Result<CFilter> {
-    let mut f = std::ptr::null_mut();
     // SAFETY: filter_load writes a valid pointer on success.
-    check(unsafe { filter_load(&mut f, params.capacity) }, "loading the BPF object")?;
-    Ok(CFilter(f))
+    let loaded = Loaded::new("loading the BPF object", |out| unsafe { filter_load(out, params.capacity) }, filter_destroy)?;
+    Ok(CFilter(loaded))
 }
 
-// SAFETY (every call below): self.0 is a live loader state; buffers are as long as C reads or writes.
+// SAFETY (every call below): self.0 holds a live loader state; buffers are as long as C reads or writes.
 impl Backend for CFilter {
     fn set_rule_v4(&mut self, prefixlen: u32, data: [u8; 8], rule: Option<u32>) -> Result<()> {
         let rule = rule.map_or(-1, c_longlong::from);
-        check(unsafe { filter_set_rule(self.0, 0, prefixlen, data.as_ptr(), rule) }, "updating rules_v4")
+        check(unsafe { filter_set_rule(self.0.ptr(), 0, prefixlen, data.as_ptr(), rule) }, "updating rules_v4")
     }
 
     fn set_rule_v6(&mut self, prefixlen: u32, data: [u8; 20], rule: Option<u32>) -> Result<()> {
         let rule = rule.map_or(-1, c_longlong::from);
-        check(unsafe { filter_set_rule(self.0, 1, prefixlen, data.as_ptr(), rule) }, "updating rules_v6")
+        check(unsafe { filter_set_rule(self.0.ptr(), 1, prefixlen, data.as_ptr(), rule) }, "updating rules_v6")
     }
 
     fn set_settings(&mut self, generation: u32, settings: &Settings) -> Result<()> {
-        check(unsafe { filter_set_settings(self.0, generation, settings.to_bytes().as_ptr()) }, "updating settings")
+        check(unsafe { filter_set_settings(self.0.ptr(), generation, settings.to_bytes().as_ptr()) }, "updating settings")
     }
 
     fn set_generation(&mut self, generation: u32) -> Result<()> {
-        check(unsafe { filter_set_generation(self.0, generation) }, "updating generation")
+        check(unsafe { filter_set_generation(self.0.ptr(), generation) }, "updating generation")
     }
 
     fn verdicts(&self) -> Result<Vec<u64>> {
-        let mut out = vec![0u64; VERDICT_COUNT as usize];
-        check(unsafe { filter_verdicts(self.0, out.as_mut_ptr()) }, "reading verdicts")?;
-        Ok(out)
+        counters(VERDICT_COUNT, "reading verdicts", |out| unsafe { filter_verdicts(self.0.ptr(), out) })
     }
 
     fn rule_hits(&self, rule: u32) -> Result<u64> {
-        let mut hits = 0;
-        check(unsafe { filter_rule_hits(self.0, rule, &mut hits) }, "reading rule_hits")?;
-        Ok(hits)
+        counter("reading rule_hits", |out| unsafe { filter_rule_hits(self.0.ptr(), rule, out) })
     }
 
     fn clear_rule_hits(&mut self, rule: u32) -> Result<()> {
-        check(unsafe { filter_clear_rule_hits(self.0, rule) }, "clearing rule_hits")
+        check(unsafe { filter_clear_rule_hits(self.0.ptr(), rule) }, "clearing rule_hits")
     }
 
     fn attach(&mut self, ifindex: u32, mode: XdpMode) -> Result<()> {
         let skb = matches!(mode, XdpMode::Skb) as c_int;
-        check(unsafe { filter_attach(self.0, ifindex as c_int, skb) }, "bpf_link_create(BPF_XDP)")
+        check(unsafe { filter_attach(self.0.ptr(), ifindex as c_int, skb) }, "bpf_link_create(BPF_XDP)")
     }
 
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        poll(timeout, sink, |ms, s, ctx| unsafe { filter_poll(self.0, ms, s, ctx) })
+        poll(timeout, sink, |ms, s, ctx| unsafe { filter_poll(self.0.ptr(), ms, s, ctx) })
     }
 }
 
