@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 # Every implementation, as <usecase>-<lib>; each is a cargo package of that name.
-IMPLS := packetfilter-aya packetfilter-libbpf-rs loadbalancer-aya loadbalancer-libbpf-rs jittergen-aya jittergen-libbpf-rs comtrace-aya comtrace-libbpf-rs lsmbpf-aya lsmbpf-libbpf-rs lsmbpf-redbpf packetfilter-cilium-ebpf loadbalancer-cilium-ebpf jittergen-cilium-ebpf comtrace-cilium-ebpf lsmbpf-cilium-ebpf
+IMPLS := packetfilter-aya packetfilter-libbpf-rs packetfilter-libbpf loadbalancer-aya loadbalancer-libbpf-rs loadbalancer-libbpf jittergen-aya jittergen-libbpf-rs jittergen-libbpf comtrace-aya comtrace-libbpf-rs comtrace-libbpf lsmbpf-aya lsmbpf-libbpf-rs lsmbpf-libbpf lsmbpf-redbpf packetfilter-cilium-ebpf loadbalancer-cilium-ebpf jittergen-cilium-ebpf comtrace-cilium-ebpf lsmbpf-cilium-ebpf
 IMPLS_DIR := target/impls
 CARGO_FLAGS := --release --locked
 

@@ -180,6 +180,11 @@ fn filters_and_table_libbpf_rs() {
 }
 
 #[test]
+fn filters_and_table_libbpf() {
+    filters("libbpf");
+}
+
+#[test]
 fn filters_and_table_redbpf() {
     filters("redbpf");
 }
@@ -195,6 +200,11 @@ fn duration_libbpf_rs() {
 }
 
 #[test]
+fn duration_libbpf() {
+    duration_flag("libbpf");
+}
+
+#[test]
 fn duration_redbpf() {
     duration_flag("redbpf");
 }
@@ -207,6 +217,11 @@ fn bad_input_aya() {
 #[test]
 fn bad_input_libbpf_rs() {
     bad_input("libbpf-rs");
+}
+
+#[test]
+fn bad_input_libbpf() {
+    bad_input("libbpf");
 }
 
 #[test]

@@ -92,6 +92,11 @@ fn ground_truth_libbpf_rs() {
 }
 
 #[test]
+fn ground_truth_libbpf() {
+    ground_truth("libbpf");
+}
+
+#[test]
 fn ground_truth_redbpf() {
     ground_truth("redbpf");
 }

@@ -49,6 +49,11 @@ fn libbpf_rs_conformance() {
 }
 
 #[test]
+fn libbpf_conformance() {
+    conformance("libbpf");
+}
+
+#[test]
 fn conformance_redbpf() {
     conformance("redbpf");
 }

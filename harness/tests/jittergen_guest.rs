@@ -5,9 +5,9 @@
 //! configured, unmatched traffic untouched), and the qdiscs restored after every exit, also
 //! a classless root with its options and the error path of a failed attach.
 //!
-//! Aya and libbpf-rs run in one guest, one after the other; RedBPF in a guest of its own, never
-//! at the same time (the tests take turns): two emulated guests side by side on a 2-core machine
-//! stretch each other's delay tails past the checks' slack.
+//! Aya and libbpf-rs run in one guest, one after the other; libbpf and RedBPF each in a guest of
+//! its own, never at the same time (the tests take turns): two emulated guests side by side on a
+//! 2-core machine stretch each other's delay tails past the checks' slack.
 //!
 //! Needs root, qemu and Debian's kernel package (`make setup`) and the implementation binaries;
 //! without them the test fails and says so.
@@ -45,6 +45,11 @@ fn in_guest(libs: &[&str]) {
 #[test]
 fn aya_and_libbpf_rs_in_guest() {
     in_guest(&["aya", "libbpf-rs"]);
+}
+
+#[test]
+fn in_guest_libbpf() {
+    in_guest(&["libbpf"]);
 }
 
 #[test]

@@ -159,6 +159,11 @@ fn libbpf_rs_drop_share() {
 }
 
 #[test]
+fn libbpf_drop_share() {
+    drop_share("libbpf");
+}
+
+#[test]
 fn aya_netlink_attach() {
     netlink_attach("aya");
 }
@@ -166,6 +171,11 @@ fn aya_netlink_attach() {
 #[test]
 fn libbpf_rs_netlink_attach() {
     netlink_attach("libbpf-rs");
+}
+
+#[test]
+fn libbpf_netlink_attach() {
+    netlink_attach("libbpf");
 }
 
 #[test]
@@ -179,6 +189,11 @@ fn libbpf_rs_needs_fq() {
 }
 
 #[test]
+fn libbpf_needs_fq() {
+    needs_fq("libbpf");
+}
+
+#[test]
 fn aya_bad_input() {
     bad_input("aya");
 }
@@ -186,6 +201,11 @@ fn aya_bad_input() {
 #[test]
 fn libbpf_rs_bad_input() {
     bad_input("libbpf-rs");
+}
+
+#[test]
+fn libbpf_bad_input() {
+    bad_input("libbpf");
 }
 
 #[test]

@@ -74,6 +74,11 @@ fn conformance_libbpf_rs() {
 }
 
 #[test]
+fn conformance_libbpf() {
+    conformance("libbpf");
+}
+
+#[test]
 fn conformance_redbpf() {
     conformance("redbpf");
 }

@@ -239,6 +239,11 @@ fn e2e_libbpf_rs() {
 }
 
 #[test]
+fn e2e_libbpf() {
+    main_flow("libbpf");
+}
+
+#[test]
 fn e2e_redbpf() {
     main_flow("redbpf");
 }
@@ -251,6 +256,11 @@ fn skb_mode_aya() {
 #[test]
 fn skb_mode_libbpf_rs() {
     skb_mode("libbpf-rs");
+}
+
+#[test]
+fn skb_mode_libbpf() {
+    skb_mode("libbpf");
 }
 
 #[test]
@@ -269,6 +279,11 @@ fn reload_refused_libbpf_rs() {
 }
 
 #[test]
+fn reload_refused_libbpf() {
+    reload_refused("libbpf");
+}
+
+#[test]
 fn reload_refused_redbpf() {
     reload_refused("redbpf");
 }
@@ -281,6 +296,11 @@ fn bad_input_aya() {
 #[test]
 fn bad_input_libbpf_rs() {
     bad_input("libbpf-rs");
+}
+
+#[test]
+fn bad_input_libbpf() {
+    bad_input("libbpf");
 }
 
 #[test]

@@ -13,11 +13,13 @@ use harness::process::Implementation;
 fn report(lib: &str) -> &'static Report {
     static AYA: OnceLock<Result<Report, String>> = OnceLock::new();
     static LIBBPF_RS: OnceLock<Result<Report, String>> = OnceLock::new();
+    static LIBBPF: OnceLock<Result<Report, String>> = OnceLock::new();
     static REDBPF: OnceLock<Result<Report, String>> = OnceLock::new();
     static CILIUM_EBPF: OnceLock<Result<Report, String>> = OnceLock::new();
     let cell = match lib {
         "aya" => &AYA,
         "libbpf-rs" => &LIBBPF_RS,
+        "libbpf" => &LIBBPF,
         "redbpf" => &REDBPF,
         "cilium-ebpf" => &CILIUM_EBPF,
         other => panic!("no lsmbpf implementation with {other}"),
@@ -151,4 +153,4 @@ macro_rules! for_each_lib {
     )*};
 }
 
-for_each_lib!(aya => "aya", libbpf_rs => "libbpf-rs", redbpf => "redbpf", cilium_ebpf => "cilium-ebpf");
+for_each_lib!(aya => "aya", libbpf_rs => "libbpf-rs", libbpf => "libbpf", redbpf => "redbpf", cilium_ebpf => "cilium-ebpf");

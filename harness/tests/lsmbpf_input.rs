@@ -52,6 +52,11 @@ fn bad_config_files_exit_2_naming_file_and_field_libbpf_rs() {
 }
 
 #[test]
+fn bad_config_files_exit_2_naming_file_and_field_libbpf() {
+    bad_config_files("libbpf");
+}
+
+#[test]
 fn bad_config_files_exit_2_naming_file_and_field_redbpf() {
     bad_config_files("redbpf");
 }
@@ -64,6 +69,11 @@ fn bad_flags_exit_2_aya() {
 #[test]
 fn bad_flags_exit_2_libbpf_rs() {
     bad_flags("libbpf-rs");
+}
+
+#[test]
+fn bad_flags_exit_2_libbpf() {
+    bad_flags("libbpf");
 }
 
 #[test]

@@ -223,6 +223,11 @@ fn conformance_libbpf_rs() {
 }
 
 #[test]
+fn conformance_libbpf() {
+    conformance("libbpf");
+}
+
+#[test]
 fn reload_rule_hits_aya() {
     reload_rule_hits("aya");
 }
@@ -230,6 +235,11 @@ fn reload_rule_hits_aya() {
 #[test]
 fn reload_rule_hits_libbpf_rs() {
     reload_rule_hits("libbpf-rs");
+}
+
+#[test]
+fn reload_rule_hits_libbpf() {
+    reload_rule_hits("libbpf");
 }
 
 #[test]
@@ -243,6 +253,11 @@ fn reload_bad_config_libbpf_rs() {
 }
 
 #[test]
+fn reload_bad_config_libbpf() {
+    reload_bad_config("libbpf");
+}
+
+#[test]
 fn million_rules_aya() {
     million_rules("aya");
 }
@@ -250,6 +265,11 @@ fn million_rules_aya() {
 #[test]
 fn million_rules_libbpf_rs() {
     million_rules("libbpf-rs");
+}
+
+#[test]
+fn million_rules_libbpf() {
+    million_rules("libbpf");
 }
 
 #[test]

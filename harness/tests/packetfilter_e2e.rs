@@ -498,6 +498,11 @@ fn e2e_libbpf_rs() {
 }
 
 #[test]
+fn e2e_libbpf() {
+    e2e("libbpf");
+}
+
+#[test]
 fn e2e_redbpf() {
     e2e("redbpf");
 }

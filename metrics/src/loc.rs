@@ -13,9 +13,9 @@
 //! - **build**: build scripts, manifests, Makefiles, a library's build-support crate;
 //! - **patches**: patches to the library and code that works around what it lacks (RedBPF's
 //!   `patches/` and `ext/`); a patch counts its added lines;
-//! - **glue**: the tool glue every library shares (CLI, config, lifecycle in `impls/shared`, and
-//!   the bridge that gives RedBPF's loaders the same lifecycle): not the library's cost, shown on
-//!   its own row.
+//! - **glue**: the tool glue every library shares (CLI, config, lifecycle in `impls/shared`), and
+//!   what connects a library to it from another language or toolchain (RedBPF's bridge, the FFI
+//!   shims of the C loaders in a `glue/` directory): not the library's cost, shown on its own row.
 //!
 //! Prose (Markdown, plain text, AsciiDoc) and data (YAML, JSON) are not code. Generated sources
 //! (`vmlinux.h`, libbpf skeletons) and build output are skipped.
@@ -73,6 +73,8 @@ pub fn classify(rel: &Path) -> Part {
         || has_dir(rel, "build-support")
     {
         Part::Build
+    } else if has_dir(rel, "glue") {
+        Part::Glue
     } else if has_dir(rel, "types") || (has_dir(rel, "kernel") && name.ends_with(".h") && !name.ends_with(".bpf.h")) {
         Part::Types
     } else if has_dir(rel, "kernel") || name.ends_with(".bpf.c") || name.ends_with(".bpf.h") {
@@ -229,6 +231,12 @@ mod tests {
         assert_eq!(c("impls/cilium-ebpf/common/glue.go"), Part::Glue);
         assert_eq!(c("impls/cilium-ebpf/packetfilter/packetfilter.go"), Part::Loader);
         assert_eq!(c("impls/redbpf/shared/lifecycle/src/lib.rs"), Part::Glue);
+        // A C loader (libbpf): the C is the loader, its FFI shim to the shared lifecycle glue.
+        assert_eq!(c("impls/libbpf/packetfilter/packetfilter.c"), Part::Loader);
+        assert_eq!(c("impls/libbpf/common/helpers.c"), Part::Loader);
+        assert_eq!(c("impls/libbpf/packetfilter/glue/main.rs"), Part::Glue);
+        assert_eq!(c("impls/libbpf/glue/src/lib.rs"), Part::Glue);
+        assert_eq!(c("impls/libbpf/glue/Cargo.toml"), Part::Build);
         assert_eq!(c("impls/aya/packetfilter/kernel/Cargo.toml"), Part::Build);
         assert_eq!(c("impls/aya/build-support/src/lib.rs"), Part::Build);
         assert_eq!(c("impls/redbpf/build_support.rs"), Part::Build);

@@ -1,0 +1,4 @@
+//! Builds impls/kernel/comtrace (CO-RE against a vmlinux.h from this machine's BTF), its C skeleton and comtrace.c; see impls/libbpf/build-support.
+fn main() {
+    libbpf_c_build::build(libbpf_c_build::Headers::Vmlinux);
+}

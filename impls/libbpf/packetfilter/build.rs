@@ -1,0 +1,4 @@
+//! Builds impls/kernel/packetfilter (UAPI headers only), its C skeleton and packetfilter.c; see impls/libbpf/build-support.
+fn main() {
+    libbpf_c_build::build(libbpf_c_build::Headers::Uapi);
+}
