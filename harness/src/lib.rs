@@ -21,6 +21,7 @@ pub mod comtrace;
 pub mod conformance;
 pub mod frames;
 pub mod jittergen;
+pub mod kernels;
 pub mod loadbalancer;
 pub mod lsmbpf;
 pub mod measure;

@@ -36,6 +36,22 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Every implementation on each kernel (Debian's packages in a VM guest, one boot per kernel,
+    /// and `host`): writes kernels.csv (`usecase,lib,kernel,status,detail`) into --out.
+    Kernels {
+        /// Kernel series: 5.10, 6.1, 6.12, 7.2, host.
+        #[arg(long, value_delimiter = ',', default_value = "5.10,6.1,6.12,7.2,host")]
+        kernels: Vec<String>,
+        /// Use cases (default: all).
+        #[arg(long, value_delimiter = ',')]
+        usecases: Vec<String>,
+        /// Libraries (default: aya, libbpf-rs, redbpf).
+        #[arg(long, value_delimiter = ',')]
+        libs: Vec<String>,
+        /// The run directory that gets kernels.csv.
+        #[arg(long, default_value = "reports/kernels")]
+        out: PathBuf,
+    },
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
@@ -59,6 +75,7 @@ fn main() -> ExitCode {
                 true
             }),
         Cmd::Compare { a, b, out } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
+        Cmd::Kernels { kernels, usecases, libs, out } => cmd::kernels::run(&kernels, &usecases, &libs, &out),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Clean => cmd::clean::run().map(|removed| {
