@@ -3,6 +3,7 @@
 
 mod compare;
 mod html;
+pub mod kernels;
 mod markdown;
 mod model;
 mod overview;
@@ -72,9 +73,17 @@ pub fn render_with(dir: &Path, weights: &Weights) -> Result<Rendered> {
         markdown: dir.join(REPORT_MD),
         plots,
     };
-    fs::write(&rendered.html, html::render(&report, &run, &svgs))
+    let mut page = html::render(&report, &run, &svgs);
+    let mut md = markdown::render(&report, &run);
+    // The kernel matrix, when `harness kernels` or `run --kernels` wrote kernels.csv.
+    if let Some(cells) = kernels::load(dir)? {
+        let at = page.rfind("<footer>").unwrap_or(page.len());
+        page.insert_str(at, &kernels::html(&cells));
+        md.push_str(&kernels::markdown(&cells));
+    }
+    fs::write(&rendered.html, page)
         .with_context(|| format!("writing {}", rendered.html.display()))?;
-    fs::write(&rendered.markdown, markdown::render(&report, &run))
+    fs::write(&rendered.markdown, md)
         .with_context(|| format!("writing {}", rendered.markdown.display()))?;
     Ok(rendered)
 }
