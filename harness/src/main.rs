@@ -52,6 +52,13 @@ enum Cmd {
         #[arg(long, default_value = "reports/kernels")]
         out: PathBuf,
     },
+    /// Combine the kernel matrices of runs made on several machines (same git revision) into one.
+    Merge {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "reports/merged")]
+        out: PathBuf,
+    },
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
@@ -76,6 +83,7 @@ fn main() -> ExitCode {
             }),
         Cmd::Compare { a, b, out } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
         Cmd::Kernels { kernels, usecases, libs, out } => cmd::kernels::run(&kernels, &usecases, &libs, &out),
+        Cmd::Merge { runs, out } => cmd::kernels::merge(&runs, &out),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Clean => cmd::clean::run().map(|removed| {

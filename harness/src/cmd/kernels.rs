@@ -74,6 +74,57 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
     }
     let path = out.join("kernels.csv");
     kernels::write_csv(&path, &cells)?;
+    // `harness merge` compares the git revision recorded here (a full run writes its own).
+    let env_path = out.join("environment.json");
+    if !env_path.exists() {
+        let env = metrics::record::Environment::collect(Default::default());
+        std::fs::write(&env_path, serde_json::to_string_pretty(&env)?)?;
+    }
     println!("{}", path.display());
     Ok(cells.iter().all(|c| c.status == kernels::PASS || c.status == kernels::LACKS_FEATURE))
+}
+
+/// `harness merge RUN... --out DIR`: the kernel matrices of runs made on several machines in one
+/// (`kernels.csv` with a `host` column, `kernels.md`, `kernels.html`), the host being each run's
+/// directory name. Runs whose git revisions (environment.json) differ are refused: their
+/// implementations may differ, so their cells are not comparable.
+pub fn merge(runs: &[std::path::PathBuf], out: &Path) -> Result<bool> {
+    use metrics::report::kernels as report;
+    if runs.len() < 2 {
+        bail!("merge needs at least two run directories");
+    }
+    let mut revision: Option<(String, &Path)> = None;
+    let mut cells = Vec::new();
+    for run in runs {
+        let env_path = run.join("environment.json");
+        let env: metrics::record::Environment = serde_json::from_str(
+            &std::fs::read_to_string(&env_path).with_context(|| format!("reading {}", env_path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", env_path.display()))?;
+        let rev = env.git_revision.with_context(|| format!("{}: no git_revision", env_path.display()))?;
+        match &revision {
+            None => revision = Some((rev, run)),
+            Some((r, first)) if *r != rev => bail!(
+                "{}: git revision {rev} differs from {} of {}: the implementations may differ, refusing to merge",
+                run.display(),
+                r,
+                first.display()
+            ),
+            Some(_) => {}
+        }
+        let host = run.canonicalize()?.file_name().and_then(|n| n.to_str()).unwrap_or("run").to_string();
+        let got = report::load(run)?.with_context(|| format!("{}: no {}", run.display(), report::KERNELS_CSV))?;
+        cells.extend(got.into_iter().map(|c| report::Cell { host: host.clone(), ..c }));
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let mut csv = String::from("usecase,lib,kernel,status,detail,host\n");
+    for c in &cells {
+        csv.push_str(&format!("{},{},{},{},{},{}\n", c.usecase, c.lib, c.kernel, c.status, q(&c.detail), q(&c.host)));
+    }
+    std::fs::write(out.join(report::KERNELS_CSV), csv)?;
+    std::fs::write(out.join("kernels.md"), report::markdown(&cells))?;
+    std::fs::write(out.join("kernels.html"), metrics::report::page("bpf-eval kernel matrix", &report::html(&cells)))?;
+    println!("{}", out.join("kernels.html").display());
+    Ok(true)
 }

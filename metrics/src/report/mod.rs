@@ -19,6 +19,7 @@ use crate::record::Run;
 use crate::weights::Weights;
 
 pub use compare::{compare, compare_into, Moved, COMPARE_HTML, COMPARE_MD};
+pub use html::page;
 pub use model::{range_name, series, Series, SeriesKey};
 
 pub const INDEX_HTML: &str = "index.html";
