@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::conformance::ConformanceReport;
 use crate::process::Implementation;
@@ -23,15 +22,8 @@ pub const NOT_BUILT: &str = "not-built";
 /// The kernels of the full matrix (`host` is the machine's own).
 pub const ALL: &[&str] = &["5.10", "6.1", "6.12", "7.2", "host"];
 
-/// One cell of the matrix: `kernels.csv`'s row.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Cell {
-    pub usecase: String,
-    pub lib: String,
-    pub kernel: String,
-    pub status: String,
-    pub detail: String,
-}
+/// One cell of the matrix: `kernels.csv`'s row (the report reads it with the same type).
+pub use metrics::report::kernels::Cell;
 
 /// What the running kernel offers that some implementations need (probed, not looked up).
 #[derive(Debug, Clone)]
@@ -106,7 +98,7 @@ pub fn check(imp: &Implementation, f: &Features) -> Cell {
         "comtrace" => comtrace(imp),
         other => (NOT_BUILT.into(), format!("no check for use case {other}")),
     };
-    Cell { usecase: imp.usecase.clone(), lib: imp.lib.clone(), kernel: f.release.clone(), status, detail }
+    Cell { usecase: imp.usecase.clone(), lib: imp.lib.clone(), kernel: f.release.clone(), status, detail, host: String::new() }
 }
 
 fn lsmbpf(imp: &Implementation) -> (String, String) {

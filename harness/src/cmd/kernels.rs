@@ -54,6 +54,7 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
                         kernel: s.clone(),
                         status: kernels::FAILS_TO_LOAD.into(),
                         detail,
+                        host: String::new(),
                     });
                 }
             }
@@ -65,6 +66,7 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
                 kernel: s.clone(),
                 status: kernels::NOT_BUILT.into(),
                 detail: "no binary in target/impls".into(),
+                host: String::new(),
             });
         }
         eprintln!("kernel {s}: {:.0} s", started.elapsed().as_secs_f64());

@@ -6,12 +6,12 @@ use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub const KERNELS_CSV: &str = "kernels.csv";
 
 /// One row of `kernels.csv`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
     pub usecase: String,
     pub lib: String,
