@@ -72,6 +72,18 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Curated findings (`metric: kernels`) about a use case and library that did not pass somewhere.
+fn findings(cells: &[Cell]) -> Vec<crate::record::Finding> {
+    let all: Vec<crate::record::Finding> =
+        serde_yaml::from_str(include_str!("../../findings.yaml")).unwrap_or_default();
+    all.into_iter()
+        .filter(|f| f.metric == "kernels")
+        .filter(|f| {
+            cells.iter().any(|c| c.usecase == f.usecase && f.libs.contains(&c.lib) && c.status != "pass")
+        })
+        .collect()
+}
+
 /// The HTML section (the detail is each cell's tooltip).
 pub fn html(cells: &[Cell]) -> String {
     let (rows, cols) = axes(cells);
@@ -106,7 +118,11 @@ pub fn html(cells: &[Cell]) -> String {
         }
         let _ = writeln!(h, "</tr>");
     }
-    let _ = writeln!(h, "</table>\n</section>");
+    let _ = writeln!(h, "</table>");
+    for f in findings(cells) {
+        let _ = writeln!(h, "<p class=\"note\"><b>{} {}</b>: {}</p>", esc(&f.usecase), esc(&f.libs.join(", ")), esc(&f.cause));
+    }
+    let _ = writeln!(h, "</section>");
     h
 }
 
@@ -124,6 +140,9 @@ pub fn markdown(cells: &[Cell]) -> String {
     h.push('\n');
     for c in cells.iter().filter(|c| c.status != "pass" || c.detail.contains("fallback") || c.detail.contains("no TCX")) {
         let _ = writeln!(h, "- {} {} on {}: **{}**: {}", c.usecase, c.lib, column(c), c.status, c.detail.replace('|', "\\|"));
+    }
+    for f in findings(cells) {
+        let _ = writeln!(h, "- finding, {} {}: {}", f.usecase, f.libs.join(", "), f.cause);
     }
     h.push('\n');
     h
@@ -152,5 +171,14 @@ mod tests {
         let md = markdown(&cells);
         assert!(md.contains("| jittergen | aya | lacks-feature | pass | pass | pass |"), "{md}");
         assert!(html(&cells).contains("title=\"bpf_skb_set_tstamp needs 5.18\">lacks-feature"));
+    }
+
+    #[test]
+    fn a_curated_finding_shows_where_its_library_fails() {
+        let mut c = cell("6.1", "wrong-results");
+        c.usecase = "comtrace".into();
+        assert!(markdown(&[c.clone()]).contains("finding, comtrace aya"));
+        c.status = "pass".into();
+        assert!(!markdown(&[c]).contains("finding"));
     }
 }
