@@ -34,7 +34,7 @@ build-redbpf:
 	@echo "built: $(addprefix $(IMPLS_DIR)/,$(REDBPF_IMPLS))"
 
 run: setup build
-	cargo run $(CARGO_FLAGS) -p harness -- run all
+	cargo run $(CARGO_FLAGS) -p harness -- run all --kernels 5.10,6.1,6.12,7.2,host
 
 # Would set-up resolve on a fresh machine (apt simulated against the package state before set-up)?
 # Unit tests, the shared conformance suite and the end-to-end tests, against the release

@@ -23,6 +23,7 @@ pub mod comtrace;
 pub mod conformance;
 pub mod frames;
 pub mod jittergen;
+pub mod kernels;
 pub mod libs;
 pub mod loadbalancer;
 pub mod lsmbpf;

@@ -40,6 +40,29 @@ enum Cmd {
         #[arg(long)]
         rankings: bool,
     },
+    /// Every implementation on each kernel (Debian's packages in a VM guest, one boot per kernel,
+    /// and `host`): writes kernels.csv (`usecase,lib,kernel,status,detail`) into --out.
+    Kernels {
+        /// Kernel series: 5.10, 6.1, 6.12, 7.2, host.
+        #[arg(long, value_delimiter = ',', default_value = "5.10,6.1,6.12,7.2,host")]
+        kernels: Vec<String>,
+        /// Use cases (default: all).
+        #[arg(long, value_delimiter = ',')]
+        usecases: Vec<String>,
+        /// Libraries (default: aya, libbpf-rs, redbpf).
+        #[arg(long, value_delimiter = ',')]
+        libs: Vec<String>,
+        /// The run directory that gets kernels.csv.
+        #[arg(long, default_value = "reports/kernels")]
+        out: PathBuf,
+    },
+    /// Combine the kernel matrices of runs made on several machines (same git revision) into one.
+    Merge {
+        #[arg(required = true, num_args = 2..)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "reports/merged")]
+        out: PathBuf,
+    },
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
@@ -64,6 +87,8 @@ fn main() -> ExitCode {
             }),
         Cmd::Compare { a, b, rankings: true, .. } => cmd::compare_rankings(&a, &b),
         Cmd::Compare { a, b, out, .. } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
+        Cmd::Kernels { kernels, usecases, libs, out } => cmd::kernels::run(&kernels, &usecases, &libs, &out),
+        Cmd::Merge { runs, out } => cmd::kernels::merge(&runs, &out),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Clean => cmd::clean::run().map(|removed| {

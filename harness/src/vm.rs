@@ -89,6 +89,8 @@ pub struct Guest {
     memory_mb: u32,
     cpus: u32,
     lsm: String,
+    /// An unpacked kernel package (`scripts/fetch-kernels.sh`); `None`: the installed 6.1.
+    kernel_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,6 +150,7 @@ impl Guest {
             memory_mb: 1024,
             cpus: 1,
             lsm: DEFAULT_LSM.into(),
+            kernel_dir: None,
         }
     }
 
@@ -182,9 +185,22 @@ impl Guest {
         self
     }
 
+    /// Boots the kernel unpacked in `dir` (a Debian image package with `boot/vmlinuz-*` or
+    /// `lib/modules/<ver>/vmlinuz`, and `lib/modules/<ver>/modules.dep`) instead of the installed
+    /// 6.1. Call it before [`Guest::module`].
+    pub fn kernel(mut self, dir: impl Into<PathBuf>) -> Guest {
+        self.kernel_dir = Some(dir.into());
+        self
+    }
+
+    /// The guest kernel's version (`uname -r`).
+    pub fn kernel_version(&self) -> Result<String> {
+        Ok(kernel(self.kernel_dir.as_deref())?.version.clone())
+    }
+
     /// Loads kernel module `name` (`-`/`_` alike) and its dependencies before the script runs.
     pub fn module(mut self, name: &str) -> Result<Guest> {
-        let kernel = kernel()?;
+        let kernel = kernel(self.kernel_dir.as_deref())?;
         for m in kernel.module_with_deps(name)? {
             if !self.modules.contains(&m) {
                 self.modules.push(m);
@@ -221,7 +237,7 @@ impl Guest {
 
     /// Boots the guest, runs `script` with `sh`, and returns what it produced.
     pub fn run(&self, script: &str) -> Result<GuestOutput> {
-        let kernel = kernel()?;
+        let kernel = kernel(self.kernel_dir.as_deref())?;
         let nonce = format!("{:x}{:x}", std::process::id(), unique() as u64);
 
         let mut initrd = base_archive()?.to_vec();
@@ -236,13 +252,16 @@ impl Guest {
                 }
             }
         }
+        let mut guest_modules = Vec::new();
         for m in &self.modules {
-            let guest = format!("/lib/modules/{}/{m}", kernel.version);
+            // Newer packages compress modules; busybox insmod takes them plain.
+            let plain = m.trim_end_matches(".xz").trim_end_matches(".zst").to_string();
+            let guest = format!("/lib/modules/{}/{plain}", kernel.version);
             cpio.parents(&guest, &mut dirs);
-            let host = kernel.modules_dir.join(m);
-            cpio.file(&guest, 0o644, &std::fs::read(&host).with_context(|| format!("reading {}", host.display()))?);
+            cpio.file(&guest, 0o644, &read_module(&kernel.modules_dir.join(m))?);
+            guest_modules.push(plain);
         }
-        cpio.file("/init", 0o755, init_script(&kernel.version, &self.modules, &nonce).as_bytes());
+        cpio.file("/init", 0o755, init_script(&kernel.version, &guest_modules, &nonce).as_bytes());
         cpio.file("/run.sh", 0o755, script.as_bytes());
         initrd.extend_from_slice(&cpio.finish());
 
@@ -462,9 +481,40 @@ struct Kernel {
     deps: Vec<(String, Vec<String>)>,
 }
 
-fn kernel() -> Result<&'static Kernel> {
-    static KERNEL: OnceLock<std::result::Result<Kernel, String>> = OnceLock::new();
-    KERNEL.get_or_init(|| Kernel::find().map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow!("{e}"))
+/// The installed 6.1 (`dir` None) or the kernel unpacked in `dir`, found and extracted once.
+fn kernel(dir: Option<&Path>) -> Result<&'static Kernel> {
+    type Found = std::result::Result<&'static Kernel, String>;
+    static KERNELS: std::sync::Mutex<Vec<(Option<PathBuf>, Found)>> = std::sync::Mutex::new(Vec::new());
+    let mut known = KERNELS.lock().unwrap_or_else(|e| e.into_inner());
+    let found = match known.iter().find(|(d, _)| d.as_deref() == dir) {
+        Some((_, f)) => f.clone(),
+        None => {
+            let k = match dir {
+                None => Kernel::find(),
+                Some(d) => Kernel::unpacked(d),
+            };
+            let f: Found = k.map(|k| &*Box::leak(Box::new(k))).map_err(|e| format!("{e:#}"));
+            known.push((dir.map(Path::to_path_buf), f.clone()));
+            f
+        }
+    };
+    found.map_err(|e| anyhow!("{e}"))
+}
+
+/// A module file, decompressed if it is `.ko.xz` or `.ko.zst`.
+fn read_module(path: &Path) -> Result<Vec<u8>> {
+    let tool = match path.extension().and_then(|e| e.to_str()) {
+        Some("xz") => "xz",
+        Some("zst") => "zstd",
+        _ => return std::fs::read(path).with_context(|| format!("reading {}", path.display())),
+    };
+    let out = Command::new(tool)
+        .arg("-dc")
+        .arg(path)
+        .output()
+        .with_context(|| format!("running {tool} (`make setup` installs xz-utils and zstd)"))?;
+    ensure!(out.status.success(), "{tool} -dc {}: {}", path.display(), String::from_utf8_lossy(&out.stderr).trim());
+    Ok(out.stdout)
 }
 
 impl Kernel {
@@ -490,7 +540,34 @@ impl Kernel {
         if !vmlinux.exists() {
             extract_vmlinux(&vmlinuz, &vmlinux)?;
         }
-        let modules_dir = PathBuf::from(format!("/lib/modules/{version}"));
+        Kernel::with_modules(version, vmlinux, PathBuf::from("/lib/modules"))
+    }
+
+    /// The kernel unpacked from Debian's packages into `dir` by `scripts/fetch-kernels.sh`.
+    fn unpacked(dir: &Path) -> Result<Kernel> {
+        let modules = dir.join("lib/modules");
+        let version = std::fs::read_dir(&modules)
+            .with_context(|| format!("reading {}", modules.display()))?
+            .flatten()
+            .find(|e| e.path().join("modules.dep").exists())
+            .and_then(|e| e.file_name().to_str().map(String::from))
+            .with_context(|| format!("no {}/<version>/modules.dep", modules.display()))?;
+        let vmlinuz = [dir.join(format!("boot/vmlinuz-{version}")), modules.join(&version).join("vmlinuz")]
+            .into_iter()
+            .find(|p| p.is_file())
+            .with_context(|| format!("no vmlinuz of {version} under {}", dir.display()))?;
+        let size = vmlinuz.metadata()?.len();
+        let cache = cache_dir();
+        std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+        let vmlinux = cache.join(format!("vmlinux-{version}-{size}"));
+        if !vmlinux.exists() {
+            extract_vmlinux(&vmlinuz, &vmlinux)?;
+        }
+        Kernel::with_modules(version, vmlinux, modules)
+    }
+
+    fn with_modules(version: String, vmlinux: PathBuf, modules_root: PathBuf) -> Result<Kernel> {
+        let modules_dir = modules_root.join(&version);
         let dep = std::fs::read_to_string(modules_dir.join("modules.dep")).context("reading modules.dep")?;
         let deps = dep
             .lines()
@@ -510,9 +587,11 @@ impl Kernel {
             .deps
             .iter()
             .find(|(p, _)| {
-                p.rsplit('/').next().and_then(|f| f.strip_suffix(".ko")).map(norm).as_deref() == Some(&wanted)
+                let file = p.rsplit('/').next().unwrap_or("");
+                let file = file.trim_end_matches(".xz").trim_end_matches(".zst");
+                file.strip_suffix(".ko").map(norm).as_deref() == Some(&wanted)
             })
-            .with_context(|| format!("kernel module {name:?} is not an uncompressed module of {}", self.version))?;
+            .with_context(|| format!("kernel module {name:?} is not a module of {}", self.version))?;
         // modules.dep lists every (transitive) dependency, the ones loaded last first.
         let mut order: Vec<String> = deps.iter().rev().cloned().collect();
         order.push(path.clone());
@@ -528,19 +607,24 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
-/// Finds the xz stream in a bzImage and decompresses it into an ELF vmlinux (boots in 2 s
-/// under TCG instead of 4.8 s for the compressed image).
+/// Finds the xz (Debian up to 6.1) or zstd (6.12 on) stream in a bzImage and decompresses it
+/// into an ELF vmlinux (boots in 2 s under TCG instead of 4.8 s for the compressed image).
 fn extract_vmlinux(vmlinuz: &Path, dest: &Path) -> Result<()> {
     const XZ_MAGIC: &[u8] = &[0xFD, b'7', b'z', b'X', b'Z', 0x00];
+    const ZSTD_MAGIC: &[u8] = &[0x28, 0xB5, 0x2F, 0xFD];
     let image = std::fs::read(vmlinuz).with_context(|| format!("reading {}", vmlinuz.display()))?;
-    for start in image.windows(XZ_MAGIC.len()).enumerate().filter(|(_, w)| *w == XZ_MAGIC).map(|(i, _)| i) {
-        let mut xz = Command::new("xz")
-            .args(["-dc", "--single-stream"])
+    let at = |magic: &'static [u8], tool: &'static [&'static str]| {
+        image.windows(magic.len()).enumerate().filter(move |(_, w)| *w == magic).map(move |(i, _)| (i, tool))
+    };
+    let candidates = at(XZ_MAGIC, &["xz", "-dc", "--single-stream"]).chain(at(ZSTD_MAGIC, &["zstd", "-dc"]));
+    for (start, tool) in candidates {
+        let mut xz = Command::new(tool[0])
+            .args(&tool[1..])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .context("running xz (`make setup` installs xz-utils)")?;
+            .with_context(|| format!("running {} (`make setup` installs xz-utils and zstd)", tool[0]))?;
         let mut stdin = xz.stdin.take().expect("piped");
         let tail = image[start..].to_vec();
         let feeder = std::thread::spawn(move || {
@@ -558,7 +642,7 @@ fn extract_vmlinux(vmlinuz: &Path, dest: &Path) -> Result<()> {
             return Ok(());
         }
     }
-    bail!("{}: no xz-compressed ELF kernel inside", vmlinuz.display())
+    bail!("{}: no xz- or zstd-compressed ELF kernel inside", vmlinuz.display())
 }
 
 /// busybox with its applet links and the directory skeleton, as a newc archive (built once).

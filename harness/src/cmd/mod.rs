@@ -1,5 +1,6 @@
 pub mod clean;
 pub mod doctor;
+pub mod kernels;
 pub mod run;
 
 use std::path::Path;

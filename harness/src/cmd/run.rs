@@ -37,6 +37,9 @@ pub struct Options {
     /// Output directory (default `reports/<timestamp>/`; `reports/latest` points at the newest).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also the kernel matrix on these kernels (5.10,6.1,6.12,7.2,host), into kernels.csv and the report.
+    #[arg(long, value_delimiter = ',')]
+    kernels: Option<Vec<String>>,
 }
 
 pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
@@ -101,6 +104,11 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     run.environment = Some(Environment::collect(versions));
     run.provenance = ctx.take_provenance();
     run.save(&out)?;
+    let mut kernels_ok = true;
+    if let Some(kernels) = &opts.kernels {
+        let names: Vec<String> = selected.iter().map(|u| u.name().to_string()).collect();
+        kernels_ok = super::kernels::run(kernels, &names, opts.libs.as_deref().unwrap_or(&[]), &out)?;
+    }
     let files = metrics::report::render(&out)?;
     point_latest(workspace, &out);
 
@@ -112,7 +120,7 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     for f in &run.failures {
         eprintln!("FAILED {} {} ({}): {}", f.usecase, f.lib, f.stage.as_str(), f.error);
     }
-    Ok(run.failures.is_empty())
+    Ok(run.failures.is_empty() && kernels_ok)
 }
 
 fn select(opts: &Options) -> Result<Vec<Box<dyn UseCase>>> {

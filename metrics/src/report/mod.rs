@@ -3,6 +3,7 @@
 
 mod compare;
 mod html;
+pub mod kernels;
 mod markdown;
 mod model;
 mod overview;
@@ -18,6 +19,7 @@ use crate::record::Run;
 use crate::weights::Weights;
 
 pub use compare::{compare, compare_into, rankings_not_reproduced, Moved, COMPARE_HTML, COMPARE_MD};
+pub use html::page;
 pub use model::{range_name, series, Series, SeriesKey};
 
 pub const INDEX_HTML: &str = "index.html";
@@ -72,9 +74,17 @@ pub fn render_with(dir: &Path, weights: &Weights) -> Result<Rendered> {
         markdown: dir.join(REPORT_MD),
         plots,
     };
-    fs::write(&rendered.html, html::render(&report, &run, &svgs))
+    let mut page = html::render(&report, &run, &svgs);
+    let mut md = markdown::render(&report, &run);
+    // The kernel matrix, when `harness kernels` or `run --kernels` wrote kernels.csv.
+    if let Some(cells) = kernels::load(dir)? {
+        let at = page.rfind("<footer>").unwrap_or(page.len());
+        page.insert_str(at, &kernels::html(&cells));
+        md.push_str(&kernels::markdown(&cells));
+    }
+    fs::write(&rendered.html, page)
         .with_context(|| format!("writing {}", rendered.html.display()))?;
-    fs::write(&rendered.markdown, markdown::render(&report, &run))
+    fs::write(&rendered.markdown, md)
         .with_context(|| format!("writing {}", rendered.markdown.display()))?;
     Ok(rendered)
 }

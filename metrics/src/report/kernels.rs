@@ -1,0 +1,184 @@
+//! The kernel compatibility matrix (`kernels.csv` of `harness kernels`, when the run has one):
+//! library × use case, one column per kernel, a colour per status.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+pub const KERNELS_CSV: &str = "kernels.csv";
+
+/// One row of `kernels.csv`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub usecase: String,
+    pub lib: String,
+    pub kernel: String,
+    pub status: String,
+    pub detail: String,
+    /// The machine that ran it (`harness merge` adds it; empty for a single machine).
+    #[serde(default)]
+    pub host: String,
+}
+
+/// `dir/kernels.csv`, or `None` if the run has none.
+pub fn load(dir: &Path) -> Result<Option<Vec<Cell>>> {
+    let path = dir.join(KERNELS_CSV);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut r = csv::Reader::from_path(&path).with_context(|| format!("opening {}", path.display()))?;
+    let cells = r.deserialize().collect::<Result<_, _>>().with_context(|| format!("reading {}", path.display()))?;
+    Ok(Some(cells))
+}
+
+fn column(c: &Cell) -> String {
+    if c.host.is_empty() {
+        c.kernel.clone()
+    } else {
+        format!("{}@{}", c.kernel, c.host)
+    }
+}
+
+/// Rows (use case, library) and columns (kernel[@host]) in a stable order: kernels by version, host last.
+fn axes(cells: &[Cell]) -> (Vec<(String, String)>, Vec<String>) {
+    let rows: BTreeSet<(String, String)> = cells.iter().map(|c| (c.usecase.clone(), c.lib.clone())).collect();
+    let mut cols: Vec<String> = cells.iter().map(column).collect::<BTreeSet<_>>().into_iter().collect();
+    let key = |k: &String| -> (u8, Vec<u64>, String) {
+        let v: Vec<u64> = k.split(['.', '@']).map_while(|p| p.parse().ok()).collect();
+        (u8::from(v.is_empty()), v, k.clone())
+    };
+    cols.sort_by_key(key);
+    (rows.into_iter().collect(), cols)
+}
+
+fn find<'a>(cells: &'a [Cell], row: &(String, String), col: &str) -> Option<&'a Cell> {
+    cells.iter().find(|c| c.usecase == row.0 && c.lib == row.1 && column(c) == col)
+}
+
+fn colour(status: &str) -> &'static str {
+    match status {
+        "pass" => "#c8e6c9",
+        "lacks-feature" => "#e0e0e0",
+        "not-built" => "#f5f5f5",
+        "wrong-results" => "#ffe0b2",
+        _ => "#ffcdd2",
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Curated findings (`metric: kernels`) about a use case and library that did not pass somewhere.
+fn findings(cells: &[Cell]) -> Vec<crate::record::Finding> {
+    let all: Vec<crate::record::Finding> =
+        serde_yaml::from_str(include_str!("../../findings.yaml")).unwrap_or_default();
+    all.into_iter()
+        .filter(|f| f.metric == "kernels")
+        .filter(|f| {
+            cells.iter().any(|c| c.usecase == f.usecase && f.libs.contains(&c.lib) && c.status != "pass")
+        })
+        .collect()
+}
+
+/// The HTML section (the detail is each cell's tooltip).
+pub fn html(cells: &[Cell]) -> String {
+    let (rows, cols) = axes(cells);
+    let mut h = String::new();
+    let _ = writeln!(h, "<section id=\"kernels\">\n<h2>Kernel compatibility</h2>");
+    let _ = writeln!(
+        h,
+        "<p>The same binaries on each kernel (<a href=\"{KERNELS_CSV}\">{KERNELS_CSV}</a>): load and attach, the \
+         conformance vectors through <code>BPF_PROG_TEST_RUN</code>, and the use case's guest checks. \
+         Hover a cell for the detail.</p>"
+    );
+    let _ = write!(h, "<table class=\"kernels\"><tr><th>use case</th><th>library</th>");
+    for c in &cols {
+        let _ = write!(h, "<th>{}</th>", esc(c));
+    }
+    let _ = writeln!(h, "</tr>");
+    for r in &rows {
+        let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(&r.0), esc(&r.1));
+        for c in &cols {
+            match find(cells, r, c) {
+                Some(cell) => {
+                    let _ = write!(
+                        h,
+                        "<td style=\"background:{}\" title=\"{}\">{}</td>",
+                        colour(&cell.status),
+                        esc(&cell.detail),
+                        esc(&cell.status)
+                    );
+                }
+                None => h.push_str("<td>–</td>"),
+            }
+        }
+        let _ = writeln!(h, "</tr>");
+    }
+    let _ = writeln!(h, "</table>");
+    for f in findings(cells) {
+        let _ = writeln!(h, "<p class=\"note\"><b>{} {}</b>: {}</p>", esc(&f.usecase), esc(&f.libs.join(", ")), esc(&f.cause));
+    }
+    let _ = writeln!(h, "</section>");
+    h
+}
+
+/// The Markdown section: the matrix, then every cell that did not pass with its detail.
+pub fn markdown(cells: &[Cell]) -> String {
+    let (rows, cols) = axes(cells);
+    let mut h = String::from("## Kernel compatibility\n\n");
+    let _ = writeln!(h, "| use case | library | {} |", cols.join(" | "));
+    let _ = writeln!(h, "|---|---|{}", "---|".repeat(cols.len()));
+    for r in &rows {
+        let statuses: Vec<String> =
+            cols.iter().map(|c| find(cells, r, c).map_or("–".into(), |x| x.status.clone())).collect();
+        let _ = writeln!(h, "| {} | {} | {} |", r.0, r.1, statuses.join(" | "));
+    }
+    h.push('\n');
+    for c in cells.iter().filter(|c| c.status != "pass" || c.detail.contains("fallback") || c.detail.contains("no TCX")) {
+        let _ = writeln!(h, "- {} {} on {}: **{}**: {}", c.usecase, c.lib, column(c), c.status, c.detail.replace('|', "\\|"));
+    }
+    for f in findings(cells) {
+        let _ = writeln!(h, "- finding, {} {}: {}", f.usecase, f.libs.join(", "), f.cause);
+    }
+    h.push('\n');
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(kernel: &str, status: &str) -> Cell {
+        Cell {
+            usecase: "jittergen".into(),
+            lib: "aya".into(),
+            kernel: kernel.into(),
+            status: status.into(),
+            detail: "bpf_skb_set_tstamp needs 5.18".into(),
+            host: String::new(),
+        }
+    }
+
+    #[test]
+    fn kernels_sort_by_version_and_host_last() {
+        let cells = [cell("host", "pass"), cell("6.12", "pass"), cell("5.10", "lacks-feature"), cell("6.1", "pass")];
+        let (_, cols) = axes(&cells);
+        assert_eq!(cols, ["5.10", "6.1", "6.12", "host"]);
+        let md = markdown(&cells);
+        assert!(md.contains("| jittergen | aya | lacks-feature | pass | pass | pass |"), "{md}");
+        assert!(html(&cells).contains("title=\"bpf_skb_set_tstamp needs 5.18\">lacks-feature"));
+    }
+
+    #[test]
+    fn a_curated_finding_shows_where_its_library_fails() {
+        let mut c = cell("6.1", "wrong-results");
+        c.usecase = "comtrace".into();
+        assert!(markdown(&[c.clone()]).contains("finding, comtrace aya"));
+        c.status = "pass".into();
+        assert!(!markdown(&[c]).contains("finding"));
+    }
+}
