@@ -17,6 +17,7 @@
 //! [`usecases`] (written with the CLI).
 
 pub mod bpf;
+pub mod cleanup;
 pub mod comtrace;
 pub mod conformance;
 pub mod frames;
