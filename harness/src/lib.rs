@@ -23,6 +23,7 @@ pub mod conformance;
 pub mod frames;
 pub mod jittergen;
 pub mod loadbalancer;
+pub mod lock;
 pub mod lsmbpf;
 pub mod measure;
 pub mod netns;
