@@ -41,7 +41,12 @@ run: setup build
 # binaries in target/impls (they load real programs: run as root); the Vagrantfiles; and two
 # quick harness runs end to end that must rank alike (`reproduce`), whose first report lands in
 # target/ci-report and is then opened in headless Chromium (metrics/tests/browser.rs).
+# Under the run lock (harness/src/lock.rs): a second `make test` or `harness run` refuses at once.
 test: setup build
+	target/release/harness lock -- $(MAKE) --no-print-directory test-locked
+
+.PHONY: test-locked
+test-locked:
 	scripts/setup.sh --check-fresh
 	cargo test $(CARGO_FLAGS) --no-fail-fast
 	vagrant/test.sh

@@ -693,7 +693,8 @@ pub fn check_privileges() -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the harness needs root (BPF object access, network namespaces, XDP); run the tests as root");
     }
-    Ok(())
+    // Everything that needs root attaches things: one such process tree at a time.
+    crate::lock::hold_for_process()
 }
 
 #[repr(C)]

@@ -19,6 +19,7 @@
 //! [`usecases`] (written with the CLI).
 
 pub mod bpf;
+pub mod cleanup;
 pub mod comtrace;
 pub mod conformance;
 pub mod frames;
@@ -26,6 +27,7 @@ pub mod jittergen;
 pub mod kernels;
 pub mod libs;
 pub mod loadbalancer;
+pub mod lock;
 pub mod lsmbpf;
 pub mod measure;
 pub mod netns;

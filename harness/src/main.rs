@@ -67,6 +67,11 @@ enum Cmd {
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
     Clean,
+    /// Run CMD holding the run lock (`make test`, `make run`): refuses at once if a run is going.
+    Lock {
+        #[arg(trailing_var_arg = true, required = true)]
+        cmd: Vec<String>,
+    },
     /// Repository metrics of library clones (see scripts/repo-metrics/README.md).
     RepoMetrics(repo_metrics::Args),
 }
@@ -91,6 +96,10 @@ fn main() -> ExitCode {
         Cmd::Merge { runs, out } => cmd::kernels::merge(&runs, &out),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
+        Cmd::Lock { cmd } => harness::lock::acquire().and_then(|_held| {
+            let status = std::process::Command::new(&cmd[0]).args(&cmd[1..]).status()?;
+            Ok(status.success())
+        }),
         Cmd::Clean => cmd::clean::run().map(|removed| {
             if removed.is_empty() {
                 println!("nothing to clean");

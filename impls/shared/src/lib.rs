@@ -14,6 +14,7 @@ pub mod lsmbpf;
 pub mod output;
 pub mod packetfilter;
 pub mod signals;
+pub mod state;
 pub mod wait;
 pub mod yaml;
 

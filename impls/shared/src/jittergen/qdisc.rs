@@ -15,9 +15,13 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::config::FqConfig;
+use crate::state::{self, Owner};
 
 const RTM_NEWQDISC: u16 = 36;
 const RTM_DELQDISC: u16 = 37;
@@ -55,7 +59,7 @@ const CLASSLESS: &[&str] = &[
 ];
 
 /// One qdisc as the kernel dumped it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Qdisc {
     pub ifindex: u32,
     pub handle: u32,
@@ -228,6 +232,7 @@ pub struct RootFq {
     ifindex: u32,
     previous: Option<Qdisc>,
     restored: bool,
+    record: PathBuf,
 }
 
 impl RootFq {
@@ -254,8 +259,14 @@ impl RootFq {
         let mut body = tcmsg(ifindex, 0, TC_H_ROOT);
         push_attr(&mut body, TCA_KIND, b"fq\0");
         push_attr(&mut body, TCA_OPTIONS, &opts);
-        match nl.request(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE, &body) {
-            Ok(()) => Ok(RootFq { ifindex, previous, restored: false }),
+        // Recorded before the change: a SIGKILL right after it leaves the record for `harness clean`.
+        let record = Change::record(ifindex, ChangeKind::Root { previous: previous.clone() })?;
+        let result = nl.request(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE, &body);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&record);
+        }
+        match result {
+            Ok(()) => Ok(RootFq { ifindex, previous, restored: false, record }),
             Err(e) if e.downcast_ref::<io::Error>().and_then(io::Error::raw_os_error) == Some(libc::ENOENT) => {
                 bail!("this kernel has no `fq` qdisc (sch_fq), which delays need; the root qdisc was left unchanged")
             }
@@ -274,7 +285,9 @@ impl RootFq {
     /// Puts the previous root qdisc back.
     pub fn restore(mut self) -> Result<()> {
         self.restored = true;
-        Self::put_back(self.ifindex, self.previous.as_ref())
+        Self::put_back(self.ifindex, self.previous.as_ref())?;
+        let _ = std::fs::remove_file(&self.record);
+        Ok(())
     }
 
     fn put_back(ifindex: u32, previous: Option<&Qdisc>) -> Result<()> {
@@ -305,8 +318,11 @@ impl RootFq {
 impl Drop for RootFq {
     fn drop(&mut self) {
         if !self.restored {
-            if let Err(e) = Self::put_back(self.ifindex, self.previous.as_ref()) {
-                eprintln!("warning: {e:#}");
+            match Self::put_back(self.ifindex, self.previous.as_ref()) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&self.record);
+                }
+                Err(e) => eprintln!("warning: {e:#}"),
             }
         }
     }
@@ -327,11 +343,17 @@ pub struct ClsactGuard {
     ifindex: u32,
     existed: bool,
     done: bool,
+    /// The record of a clsact we are about to add (none if one existed).
+    record: Option<PathBuf>,
 }
 
 impl ClsactGuard {
-    pub fn new(ifindex: u32) -> Result<ClsactGuard> {
-        Ok(ClsactGuard { ifindex, existed: has_clsact(ifindex)?, done: false })
+    /// `netlink`: the attach adds a clsact that outlives a SIGKILL, so it is recorded (a TCX
+    /// link needs none).
+    pub fn new(ifindex: u32, netlink: bool) -> Result<ClsactGuard> {
+        let existed = has_clsact(ifindex)?;
+        let record = if existed || !netlink { None } else { Some(Change::record(ifindex, ChangeKind::Clsact)?) };
+        Ok(ClsactGuard { ifindex, existed, done: false, record })
     }
 
     /// Removes a `clsact` qdisc that appeared since [`ClsactGuard::new`] (call after detaching).
@@ -341,16 +363,95 @@ impl ClsactGuard {
     }
 
     fn cleanup(&self) -> Result<()> {
-        if self.existed || !has_clsact(self.ifindex)? {
-            return Ok(());
+        if !self.existed {
+            delete_clsact(self.ifindex)?;
         }
-        let mut body = tcmsg(self.ifindex, CLSACT_HANDLE, TC_H_CLSACT);
-        push_attr(&mut body, TCA_KIND, b"clsact\0");
-        match Netlink::open()?.request(RTM_DELQDISC, 0, &body) {
-            Err(e) if is_errno(&e, &[libc::ENOENT, libc::ENODEV]) => Ok(()),
-            r => r.context("deleting the clsact qdisc"),
+        if let Some(r) = &self.record {
+            let _ = std::fs::remove_file(r);
+        }
+        Ok(())
+    }
+}
+
+fn delete_clsact(ifindex: u32) -> Result<bool> {
+    if !has_clsact(ifindex)? {
+        return Ok(false);
+    }
+    let mut body = tcmsg(ifindex, CLSACT_HANDLE, TC_H_CLSACT);
+    push_attr(&mut body, TCA_KIND, b"clsact\0");
+    match Netlink::open()?.request(RTM_DELQDISC, 0, &body) {
+        Err(e) if is_errno(&e, &[libc::ENOENT, libc::ENODEV]) => Ok(false),
+        r => r.context("deleting the clsact qdisc").map(|()| true),
+    }
+}
+
+/// A qdisc change that is not a BPF link and so outlives a SIGKILL, recorded in
+/// `/run/bpf-eval/qdisc/` for `harness clean` ([`Change::undo`]) while it is in place.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Change {
+    pub owner: Owner,
+    pub ifindex: u32,
+    /// Checked before undoing: a new interface may have the old one's index.
+    pub ifname: String,
+    pub change: ChangeKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// The root qdisc was replaced by fq; `previous` is what was there.
+    Root { previous: Option<Qdisc> },
+    /// A clsact qdisc was added.
+    Clsact,
+}
+
+/// The directory of [`Change`] records.
+pub const RECORDS: &str = "qdisc";
+
+impl Change {
+    fn record(ifindex: u32, change: ChangeKind) -> Result<PathBuf> {
+        let what = match change {
+            ChangeKind::Root { .. } => "root",
+            ChangeKind::Clsact => "clsact",
+        };
+        let c = Change { owner: Owner::current(), ifindex, ifname: ifname(ifindex).unwrap_or_default(), change };
+        let path = state::dir(RECORDS)?.join(format!("{ifindex}-{what}-{}.json", c.owner.pid));
+        state::write(&path, &c)?;
+        Ok(path)
+    }
+
+    /// Undoes the change if the interface is still the one it was made on; says what it did
+    /// (`None`: nothing left to undo).
+    pub fn undo(&self) -> Result<Option<String>> {
+        if ifname(self.ifindex).as_deref() != Some(self.ifname.as_str()) {
+            return Ok(None);
+        }
+        match &self.change {
+            ChangeKind::Root { previous } => {
+                let now = root_qdisc(self.ifindex)?;
+                if now.as_ref().map(|q| q.kind.as_str()) != Some("fq") {
+                    return Ok(None);
+                }
+                RootFq::put_back(self.ifindex, previous.as_ref())?;
+                let was = previous.as_ref().map_or_else(|| "the kernel default".to_string(), Qdisc::describe);
+                Ok(Some(format!("fq root qdisc of {} (restored {was})", self.ifname)))
+            }
+            ChangeKind::Clsact => {
+                Ok(delete_clsact(self.ifindex)?.then(|| format!("clsact qdisc of {} (added by pid {})", self.ifname, self.owner.pid)))
+            }
         }
     }
+}
+
+fn ifname(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success buf holds a NUL-terminated name.
+    Some(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
 }
 
 impl Drop for ClsactGuard {

@@ -149,7 +149,7 @@ fn serve<B: Backend>(lib: &str, cli: &Cli, load: impl FnOnce() -> Result<B>) -> 
     } else {
         None
     };
-    let clsact = ClsactGuard::new(iface.index)?;
+    let clsact = ClsactGuard::new(iface.index, mode == TcMode::Netlink)?;
     backend
         .attach(&iface, mode)
         .with_context(|| format!("attaching to the egress of {} ({})", iface.name, mode.as_str()))?;

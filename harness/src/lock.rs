@@ -1,0 +1,106 @@
+//! One measuring or testing process tree at a time: `harness run`, `harness lock -- CMD` (what
+//! `make test` and `make run` go through) and every test binary (through
+//! [`crate::bpf::check_privileges`]) take an exclusive `flock` on [`LOCK_PATH`]. The kernel
+//! releases it when the holder dies, however it dies, so a killed run never blocks the next
+//! one; the file also holds the holder's pid, start time and command line, for the refusal
+//! message and to tell a stale record (pid gone, or reused by another command) from a live one.
+//! A process whose ancestor holds the lock runs under it (`make test` -> cargo -> test binary).
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+use bpfeval_shared::state::{self, Owner};
+
+pub const LOCK_PATH: &str = "/run/bpf-eval/run.lock";
+
+/// Held until dropped (or the process ends).
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
+}
+
+fn parent_pid(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+fn is_ancestor(pid: u32) -> bool {
+    let mut p = parent_pid(std::process::id());
+    for _ in 0..64 {
+        match p {
+            Some(x) if x == pid => return true,
+            Some(x) if x > 1 => p = parent_pid(x),
+            _ => return false,
+        }
+    }
+    false
+}
+
+fn read_record(file: &mut File) -> Option<Owner> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Takes the lock, or refuses at once naming the holder. `None`: an ancestor holds it.
+pub fn acquire() -> Result<Option<RunLock>> {
+    state::dir("")?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(LOCK_PATH)
+        .with_context(|| format!("opening {LOCK_PATH}"))?;
+    let previous = read_record(&mut file);
+    // SAFETY: flock on an fd this function owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(err).with_context(|| format!("locking {LOCK_PATH}"));
+        }
+        match previous {
+            // This process (another thread took it) or an ancestor holds it.
+            Some(o) if o.alive() && (o.pid == std::process::id() || is_ancestor(o.pid)) => return Ok(None),
+            Some(o) if o.alive() => bail!(
+                "another bpf-eval run is in progress: pid {} ({}) holds {LOCK_PATH}; wait for it or stop it",
+                o.pid,
+                o.cmdline
+            ),
+            Some(o) => bail!(
+                "{LOCK_PATH} is held, by a process its record does not name (pid {} `{}` is gone): a child that inherited it? see `fuser {LOCK_PATH}`",
+                o.pid,
+                o.cmdline
+            ),
+            None => bail!("{LOCK_PATH} is held by another process (no record yet); see `fuser {LOCK_PATH}`"),
+        }
+    }
+    if let Some(o) = previous.filter(|o| o.pid != std::process::id()) {
+        // The kernel released the flock of a dead holder: its record is stale.
+        let why = match state::cmdline(o.pid) {
+            None => "gone".to_string(),
+            Some(c) => format!("pid now runs `{c}`"),
+        };
+        eprintln!("note: took over the stale lock of pid {} (`{}`: {why})", o.pid, o.cmdline);
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    file.write_all(&serde_json::to_vec(&Owner::current())?)?;
+    file.flush()?;
+    Ok(Some(RunLock { _file: file }))
+}
+
+/// Takes the lock for the rest of this process (once; later calls see it held).
+pub fn hold_for_process() -> Result<()> {
+    static HELD: OnceLock<Option<RunLock>> = OnceLock::new();
+    if HELD.get().is_some() {
+        return Ok(());
+    }
+    let lock = acquire()?;
+    let _ = HELD.set(lock);
+    Ok(())
+}
