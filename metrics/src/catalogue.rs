@@ -98,7 +98,8 @@ pub const CATALOGUE: &[Metric] = &[
     m("veth_pps", "pps", Higher, "throughput", "Packets per second the program ran on (its run_cnt over time), under a generator (BPF_PROG_TEST_RUN live frames) that outruns the receiving CPU; see generator_bound"),
     m("live_ns_per_pkt", "ns", Lower, "live_cost", "Mean run time per packet under that load, from the kernel's BPF statistics (Δrun_time_ns / Δrun_cnt)"),
     m("rx_cpu_busy_pct", "%", Higher, "rx_busy", "Busy share of the receiving CPU (the veth's threaded NAPI kthread) during the throughput measurement: near 100% when the receiver, not the generator, is the bottleneck"),
-    m("generator_bound", "bool", Lower, "saturation", "1 in a repetition whose receiving CPU was below 90% busy: its veth_pps measured the generator, not the program"),
+    m("generator_pps", "pps", Higher, "throughput", "Frames per second the generator sent during the throughput measurement (what the receiver did not take, veth dropped)"),
+    m("generator_bound", "bool", Lower, "saturation", "1 in a repetition whose receiver processed at least 95% of the generated frames: it kept up, so its veth_pps measured the generator, not the program"),
     m("conn_per_s", "conn/s", Higher, "connections", "Connections per second completed"),
     m("latency_p50_us", "µs", Lower, "latency", "Median round-trip latency"),
     m("latency_p99_us", "µs", Lower, "latency", "99th percentile round-trip latency"),
@@ -138,6 +139,7 @@ pub const EXACT: &[&str] = &[
 pub const CONDITIONS: &[(&str, &str)] = &[
     ("rx_cpu_busy_pct", "a condition of the throughput measurement"),
     ("generator_bound", "a flag of the throughput measurement"),
+    ("generator_pps", "a condition of the throughput measurement"),
 ];
 
 /// Why `name` is never ranked, if it is a [`CONDITIONS`] metric.

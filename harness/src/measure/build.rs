@@ -144,17 +144,23 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     let cache = BuildCache::of(ctx, imp);
     if !ctx.rebuild {
         if let Some(reused) = cache.reusable(ctx, imp)? {
+            let metrics = metrics_of(reused.rows.iter().filter(|r| !r.metric.starts_with("toolchain_")));
             ctx.provenance(Provenance {
                 usecase: imp.usecase.clone(),
                 lib: imp.lib.clone(),
-                metrics: metrics_of(&reused.rows),
+                metrics,
                 source: format!("reused from the run {} (sources and toolchains unchanged)", reused.run),
             });
-            return Ok(Built { binary: reused.binary, rows: reused.rows });
+            let mut rows = reused.rows;
+            rows.retain(|r| !r.metric.starts_with("toolchain_"));
+            rows.extend(toolchain_rows(ctx, imp)?);
+            return Ok(Built { binary: reused.binary, rows });
         }
     }
-    let built = build_fresh(ctx, imp)?;
+    let mut built = build_fresh(ctx, imp)?;
     cache.store(ctx, imp, &built)?;
+    // Not cached: set-up's timing may have been recorded since, and says where it comes from.
+    built.rows.extend(toolchain_rows(ctx, imp)?);
     Ok(built)
 }
 
@@ -168,7 +174,6 @@ fn build_fresh(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
         std::fs::remove_dir_all(&target).with_context(|| format!("emptying {}", target.display()))?;
     }
     rows.push(Row::new(u, l, "build_cold_s", "s", 1, cargo_build(&cargo, &target, &imp.package())?));
-    rows.extend(toolchain_rows(ctx, imp)?);
 
     let kernel = kernel_sources(&imp.kernel_dir(workspace))?;
     for rep in 1..=ctx.reps {
@@ -186,8 +191,8 @@ fn build_fresh(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
     Ok(Built { binary, rows })
 }
 
-fn metrics_of(rows: &[Row]) -> Vec<String> {
-    let mut m: Vec<String> = rows.iter().map(|r| r.metric.clone()).collect();
+fn metrics_of<'r>(rows: impl Iterator<Item = &'r Row>) -> Vec<String> {
+    let mut m: Vec<String> = rows.map(|r| r.metric.clone()).collect();
     m.sort();
     m.dedup();
     m
