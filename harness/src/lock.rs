@@ -46,6 +46,13 @@ fn read_record(file: &mut File) -> Option<Owner> {
     serde_json::from_str(&text).ok()
 }
 
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // A clean release leaves no record behind, so only a killed holder's is called stale.
+        let _ = self._file.set_len(0);
+    }
+}
+
 /// Takes the lock, or refuses at once naming the holder. `None`: an ancestor holds it.
 pub fn acquire() -> Result<Option<RunLock>> {
     state::dir("")?;
@@ -95,12 +102,24 @@ pub fn acquire() -> Result<Option<RunLock>> {
 }
 
 /// Takes the lock for the rest of this process (once; later calls see it held).
+static HELD: OnceLock<Option<RunLock>> = OnceLock::new();
+
 pub fn hold_for_process() -> Result<()> {
-    static HELD: OnceLock<Option<RunLock>> = OnceLock::new();
     if HELD.get().is_some() {
         return Ok(());
     }
     let lock = acquire()?;
+    if lock.is_some() {
+        // Statics are never dropped: clear the record at exit, so a clean end is not taken
+        // for a killed holder by the next one.
+        extern "C" fn clear() {
+            if let Some(Some(l)) = HELD.get() {
+                let _ = l._file.set_len(0);
+            }
+        }
+        // SAFETY: registering a function that only truncates a file we own.
+        unsafe { libc::atexit(clear) };
+    }
     let _ = HELD.set(lock);
     Ok(())
 }
