@@ -22,17 +22,12 @@ pub struct RunLock {
     _file: File,
 }
 
-fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
-}
-
 fn is_ancestor(pid: u32) -> bool {
-    let mut p = parent_pid(std::process::id());
+    let mut p = state::parent_pid(std::process::id());
     for _ in 0..64 {
         match p {
             Some(x) if x == pid => return true,
-            Some(x) if x > 1 => p = parent_pid(x),
+            Some(x) if x > 1 => p = state::parent_pid(x),
             _ => return false,
         }
     }
