@@ -61,5 +61,11 @@ reproduce:
 	cargo run $(CARGO_FLAGS) -p harness -- run packetfilter --quick --quiet --out target/ci-report-again
 	cargo run $(CARGO_FLAGS) -p harness -- compare --rankings target/ci-report target/ci-report-again
 
+# 100 `harness run`s killed at random moments (SIGINT/SIGKILL), each followed by `harness clean`:
+# zero leftovers. Long (~1 h), so not in `make test` (which runs 5 of them).
+.PHONY: soak-interrupt
+soak-interrupt: build
+	BPFEVAL_INTERRUPT_RUNS=100 cargo test $(CARGO_FLAGS) -p harness --test interrupted -- --nocapture
+
 clean:
 	cargo clean

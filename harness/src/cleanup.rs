@@ -61,15 +61,6 @@ fn other_pids() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn stale_guests() -> Vec<String> {
     let mut removed = Vec::new();
     for pid in other_pids() {
@@ -78,7 +69,7 @@ fn stale_guests() -> Vec<String> {
         };
         // qemu dies with its harness thread (PR_SET_PDEATHSIG); one that was reparented to init
         // outlived it anyway.
-        if cmd.starts_with("qemu-system") && cmd.contains(GUEST_MARK) && parent_pid(pid) == Some(1)
+        if cmd.starts_with("qemu-system") && cmd.contains(GUEST_MARK) && state::parent_pid(pid) == Some(1)
         {
             // SAFETY: kill(2) on a qemu process of ours.
             unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -186,16 +177,11 @@ fn orphaned_attachments() -> Result<Vec<String>> {
                     continue;
                 }
                 let pref = pref.to_string();
-                netns::run_cmd(
-                    "tc",
-                    &[
-                        "filter", "del", "dev", ifname, dir, "pref", &pref, "handle", &handle,
-                        "bpf",
-                    ],
-                )?;
-                removed.push(format!(
-                    "TC {dir} filter {name} (id {id}, pref {pref}) on {ifname}"
-                ));
+                let del = ["filter", "del", "dev", ifname, dir, "pref", &pref, "handle", &handle, "bpf"];
+                // A concurrent clean may have taken it (or its clsact) first.
+                if netns::run_cmd("tc", &del).is_ok() {
+                    removed.push(format!("TC {dir} filter {name} (id {id}, pref {pref}) on {ifname}"));
+                }
             }
         }
     }

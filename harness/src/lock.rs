@@ -22,17 +22,12 @@ pub struct RunLock {
     _file: File,
 }
 
-fn parent_pid(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 1..].split_whitespace().nth(1)?.parse().ok()
-}
-
 fn is_ancestor(pid: u32) -> bool {
-    let mut p = parent_pid(std::process::id());
+    let mut p = state::parent_pid(std::process::id());
     for _ in 0..64 {
         match p {
             Some(x) if x == pid => return true,
-            Some(x) if x > 1 => p = parent_pid(x),
+            Some(x) if x > 1 => p = state::parent_pid(x),
             _ => return false,
         }
     }
@@ -44,6 +39,13 @@ fn read_record(file: &mut File) -> Option<Owner> {
     file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
     serde_json::from_str(&text).ok()
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // A clean release leaves no record behind, so only a killed holder's is called stale.
+        let _ = self._file.set_len(0);
+    }
 }
 
 /// Takes the lock, or refuses at once naming the holder. `None`: an ancestor holds it.
@@ -95,12 +97,24 @@ pub fn acquire() -> Result<Option<RunLock>> {
 }
 
 /// Takes the lock for the rest of this process (once; later calls see it held).
+static HELD: OnceLock<Option<RunLock>> = OnceLock::new();
+
 pub fn hold_for_process() -> Result<()> {
-    static HELD: OnceLock<Option<RunLock>> = OnceLock::new();
     if HELD.get().is_some() {
         return Ok(());
     }
     let lock = acquire()?;
+    if lock.is_some() {
+        // Statics are never dropped: clear the record at exit, so a clean end is not taken
+        // for a killed holder by the next one.
+        extern "C" fn clear() {
+            if let Some(Some(l)) = HELD.get() {
+                let _ = l._file.set_len(0);
+            }
+        }
+        // SAFETY: registering a function that only truncates a file we own.
+        unsafe { libc::atexit(clear) };
+    }
     let _ = HELD.set(lock);
     Ok(())
 }

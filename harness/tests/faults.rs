@@ -212,6 +212,9 @@ fn kill_and_clean(
     tmp: &TempDir,
     point: Point,
 ) -> Result<(), String> {
+    // One case at a time: a parallel case's `harness clean` would remove (and name) our leftovers.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let what = format!("{}-{} killed at {point:?}", case.usecase, imp.lib);
     let before = snapshot(veth);
     let mut args: Vec<String> = Vec::new();
