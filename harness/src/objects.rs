@@ -9,8 +9,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::process::Implementation;
-use crate::usecases::LIBS;
+use crate::libs::{Build, LIBS};
 
 /// `e_machine` of a BPF object (include/uapi/linux/elf-em.h).
 pub const EM_BPF: u16 = 247;
@@ -70,11 +69,11 @@ pub fn in_build_output(release: &Path, package: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// The `release` directories an implementation's package may build into: the root workspace's,
-/// and for RedBPF its own workspace's (lsmbpf-redbpf is a root-workspace package).
+/// and a library's own workspace's (a hybrid like lsmbpf-redbpf is a root-workspace package).
 fn release_dirs(workspace: &Path, lib: &str) -> Vec<PathBuf> {
     let mut dirs = vec![workspace.join("target/release")];
-    if lib == "redbpf" {
-        dirs.push(workspace.join("impls/redbpf/target/release"));
+    if let Some(Build::OwnWorkspace { dir }) = crate::libs::by_name(lib).map(|l| l.build) {
+        dirs.push(workspace.join(dir).join("target/release"));
     }
     dirs
 }
@@ -99,10 +98,10 @@ pub fn all(workspace: &Path) -> Result<Vec<KernelObject>> {
     let mut missing = Vec::new();
     for usecase in USECASES {
         for lib in LIBS {
-            if !Implementation::source_dir_of(workspace, usecase, lib).join("Cargo.toml").exists() {
+            if !lib.source_dir(workspace, usecase).join("Cargo.toml").exists() {
                 continue;
             }
-            match of_implementation(workspace, usecase, lib) {
+            match of_implementation(workspace, usecase, lib.name) {
                 Ok(found) => objects.extend(found),
                 Err(e) => missing.push(format!("{e:#}")),
             }

@@ -24,7 +24,7 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
     let usecases: Vec<&str> =
         if usecases.is_empty() { USECASES.to_vec() } else { usecases.iter().map(String::as_str).collect() };
     let libs: Vec<&str> = if libs.is_empty() {
-        harness::usecases::LIBS.to_vec()
+        harness::libs::LIBS.iter().map(|l| l.name).collect()
     } else {
         libs.iter().map(String::as_str).collect()
     };
