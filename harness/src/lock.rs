@@ -16,6 +16,12 @@ use bpfeval_shared::state::{self, Owner};
 
 pub const LOCK_PATH: &str = "/run/bpf-eval/run.lock";
 
+/// [`LOCK_PATH`], or the file `BPF_EVAL_LOCK` names (the lock's own tests, which run under
+/// `make test`'s lock, test a private one).
+pub fn lock_path() -> String {
+    std::env::var("BPF_EVAL_LOCK").unwrap_or_else(|_| LOCK_PATH.to_string())
+}
+
 /// Held until dropped (or the process ends).
 #[derive(Debug)]
 pub struct RunLock {
@@ -51,34 +57,35 @@ impl Drop for RunLock {
 /// Takes the lock, or refuses at once naming the holder. `None`: an ancestor holds it.
 pub fn acquire() -> Result<Option<RunLock>> {
     state::dir("")?;
+    let path = lock_path();
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(LOCK_PATH)
-        .with_context(|| format!("opening {LOCK_PATH}"))?;
+        .open(&path)
+        .with_context(|| format!("opening {path}"))?;
     let previous = read_record(&mut file);
     // SAFETY: flock on an fd this function owns.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(err).with_context(|| format!("locking {LOCK_PATH}"));
+            return Err(err).with_context(|| format!("locking {path}"));
         }
         match previous {
             // This process (another thread took it) or an ancestor holds it.
             Some(o) if o.alive() && (o.pid == std::process::id() || is_ancestor(o.pid)) => return Ok(None),
             Some(o) if o.alive() => bail!(
-                "another bpf-eval run is in progress: pid {} ({}) holds {LOCK_PATH}; wait for it or stop it",
+                "another bpf-eval run is in progress: pid {} ({}) holds {path}; wait for it or stop it",
                 o.pid,
                 o.cmdline
             ),
             Some(o) => bail!(
-                "{LOCK_PATH} is held, by a process its record does not name (pid {} `{}` is gone): a child that inherited it? see `fuser {LOCK_PATH}`",
+                "{path} is held, by a process its record does not name (pid {} `{}` is gone): a child that inherited it? see `fuser {path}`",
                 o.pid,
                 o.cmdline
             ),
-            None => bail!("{LOCK_PATH} is held by another process (no record yet); see `fuser {LOCK_PATH}`"),
+            None => bail!("{path} is held by another process (no record yet); see `fuser {path}`"),
         }
     }
     if let Some(o) = previous.filter(|o| o.pid != std::process::id()) {
@@ -100,6 +107,10 @@ pub fn acquire() -> Result<Option<RunLock>> {
 static HELD: OnceLock<Option<RunLock>> = OnceLock::new();
 
 pub fn hold_for_process() -> Result<()> {
+    // The test threads of one binary all come here: one takes the lock, the others wait for it
+    // (without this, a second thread's flock fails on the first one's and finds no record yet).
+    static TAKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _taking = TAKING.lock().unwrap_or_else(|e| e.into_inner());
     if HELD.get().is_some() {
         return Ok(());
     }

@@ -36,7 +36,7 @@ pub fn is_bpf_elf(path: &Path) -> bool {
 
 /// The BPF objects `package`'s build script left in `<release>/build/<package>-<hash>/out/`,
 /// the newest per file name (an older build of other features or flags may leave a stale
-/// directory behind). Only files directly in `out/`: build scripts keep intermediates
+/// directory behind). Only files directly in `out/` (and `out/gen/`, bpf2go's): build scripts keep intermediates
 /// (RedBPF's `kernel-target/`, aya-build's target directory) in subdirectories. Empty if none.
 pub fn in_build_output(release: &Path, package: &str) -> Result<Vec<PathBuf>> {
     let build = release.join("build");
@@ -52,7 +52,8 @@ pub fn in_build_output(release: &Path, package: &str) -> Result<Vec<PathBuf>> {
         if !is_ours {
             continue;
         }
-        let Ok(files) = std::fs::read_dir(dir.path().join("out")) else { continue };
+        // `out/`, and `out/gen/` where cilium/ebpf's bpf2go leaves the object beside its bindings.
+        let files = ["out", "out/gen"].iter().filter_map(|d| std::fs::read_dir(dir.path().join(d)).ok()).flatten();
         for file in files.flatten() {
             let (path, meta) = (file.path(), file.metadata()?);
             if !meta.is_file() || !is_bpf_elf(&path) {

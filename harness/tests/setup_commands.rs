@@ -113,7 +113,9 @@ fn owner(path: &Path) -> Option<String> {
     tries.iter().find_map(|p| {
         let out = Command::new("dpkg").arg("-S").arg(p).output().ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        (out.status.success()).then(|| text.split(':').next().unwrap_or("").trim().to_string())
+        // `diversion by dash from: /bin/sh` lines name no owner; `dash: /bin/sh` does.
+        let owner = text.lines().find(|l| !l.starts_with("diversion by"))?.split(':').next()?.trim().to_string();
+        out.status.success().then_some(owner)
     })
 }
 

@@ -107,8 +107,8 @@ static __always_inline void report(struct trace_event_raw_inet_sock_set_state *a
 		count(COUNTER_EVENTS_LOST);
 		return;
 	}
-	/* Reserved ring buffer memory is not zeroed and is mapped to user space: every byte is
-	 * written, once, as in the Rust programs. */
+	/* Reserved ring buffer memory is not zeroed and is mapped to user space: clear it all. */
+	__builtin_memset(e, 0, sizeof(*e));
 	e->start_ns = birth;
 	e->end_ns = bpf_ktime_get_ns();
 	/* Payload only. bytes_received is how far rcv_nxt advanced, which includes the peer's FIN
@@ -124,16 +124,10 @@ static __always_inline void report(struct trace_event_raw_inet_sock_set_state *a
 	e->rport = rport;
 	/* The address arrays are copied with a helper: relocated offsets into the context make a
 	 * modified context pointer, which the verifier does not let us dereference. */
-	__builtin_memset(e->pad, 0, sizeof(e->pad));
 	if (args->family == AF_INET) {
 		e->family = 4;
 		bpf_core_read(e->laddr, 4, &args->saddr);
 		bpf_core_read(e->raddr, 4, &args->daddr);
-		/* IPv4 fills the first word; the rest is zero. */
-		*(__u32 *)&e->laddr[4] = 0;
-		*(__u64 *)&e->laddr[8] = 0;
-		*(__u32 *)&e->raddr[4] = 0;
-		*(__u64 *)&e->raddr[8] = 0;
 	} else {
 		e->family = 6;
 		bpf_core_read(e->laddr, 16, &args->saddr_v6);
