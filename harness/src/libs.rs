@@ -18,6 +18,10 @@ pub struct Library {
     pub build: Build,
     /// Toolchains beyond today's rustc, recorded in `environment.json`.
     pub tools: &'static [Tool],
+    /// The toolchain's one-time cost as set-up timed it: (metric, file relative to the workspace).
+    /// `toolchain_install_s`, `toolchain_build_s` and `toolchain_vendor_s` not listed are 0 (a
+    /// distribution package installed with the rest, or no such step).
+    pub costs: &'static [(&'static str, &'static str)],
 }
 
 /// Where a library's kernel programs live.
@@ -63,6 +67,10 @@ pub const LIBS: &[Library] = &[
             Tool::PinnedRustc { label: "rustc (kernel side)", pin: "impls/aya/nightly-toolchain" },
             Tool::Command { label: "bpf-linker", program: "bpf-linker", args: &["--version"], strip: "bpf-linker " },
         ],
+        costs: &[
+            ("toolchain_install_s", "target/toolchain-cost/aya_nightly_install_s"),
+            ("toolchain_build_s", "target/toolchain-cost/bpf_linker_build_s"),
+        ],
     },
     Library {
         name: "libbpf-rs",
@@ -70,6 +78,7 @@ pub const LIBS: &[Library] = &[
         kernel: Kernel::SharedC,
         build: Build::Root,
         tools: &[CLANG],
+        costs: &[],
     },
     Library {
         name: "libbpf",
@@ -77,6 +86,7 @@ pub const LIBS: &[Library] = &[
         kernel: Kernel::SharedC,
         build: Build::Root,
         tools: &[CLANG, Tool::Command { label: "cc (user side)", program: "cc", args: &["--version"], strip: "" }],
+        costs: &[],
     },
     Library {
         name: "redbpf",
@@ -88,6 +98,11 @@ pub const LIBS: &[Library] = &[
             Tool::Command { label: "cargo-bpf", program: "cargo-bpf", args: &["bpf", "--version"], strip: "cargo-bpf " },
             Tool::Command { label: "LLVM (cargo-bpf)", program: "llvm-config-13", args: &["--version"], strip: "" },
         ],
+        costs: &[
+            ("toolchain_install_s", "impls/redbpf/target/toolchain-cost/rust_install_s"),
+            ("toolchain_build_s", "impls/redbpf/target/toolchain-cost/cargo_bpf_build_s"),
+            ("toolchain_vendor_s", "impls/redbpf/target/toolchain-cost/vendor_s"),
+        ],
     },
     Library {
         name: "cilium-ebpf",
@@ -97,6 +112,8 @@ pub const LIBS: &[Library] = &[
         // under target/ by impls/cilium-ebpf/setup.sh, which records its cost).
         build: Build::Root,
         tools: &[CLANG, Tool::DebianPins { lock: "impls/cilium-ebpf/debs.lock" }],
+        // Go and the library's sources from Debian, fetched and unpacked by its setup.sh.
+        costs: &[("toolchain_install_s", "target/toolchain-cost/cilium-ebpf")],
     },
     Library {
         name: "libbpfgo",
@@ -106,6 +123,7 @@ pub const LIBS: &[Library] = &[
             reason: "not buildable here: this machine kind reaches no Go module proxy, and Debian has no libbpfgo package",
         },
         tools: &[],
+        costs: &[],
     },
 ];
 

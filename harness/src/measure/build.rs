@@ -333,8 +333,8 @@ fn cargo_build(cargo: &Cargo, target: &Path, package: &str) -> Result<f64> {
 }
 
 /// What a library's toolchain costs once, before its first build, for every library the same
-/// way: as set-up paid it (`scripts/setup.sh` and `impls/redbpf/setup.sh` time each step when
-/// they run it, into `target/toolchain-cost/` of the workspace and of `impls/redbpf`), replayed
+/// way: as set-up paid it (the set-up scripts time each step when they run it, into the files
+/// the library registry names, [`crate::libs::Library::costs`]), replayed
 /// here and said so in `provenance.json` (a repeat in the run would find everything cached):
 /// - `toolchain_install_s`: rustup installing the extra Rust (Aya: the nightly with rust-src;
 ///   RedBPF: Rust 1.59);
@@ -343,31 +343,13 @@ fn cargo_build(cargo: &Cargo, target: &Path, package: &str) -> Result<f64> {
 /// - `toolchain_vendor_s`: resolving and vendoring crates the pinned old cargo cannot fetch
 ///   (RedBPF; none for the others).
 ///
-/// libbpf-rs needs Debian's clang only, a distribution package that set-up installs with the
-/// rest in one apt call: 0 for all three (not timed apart). A step set-up never timed (a
+/// A step the registry names no file for is 0 (libbpf-rs and libbpf need Debian's clang only, a
+/// distribution package set-up installs with the rest in one apt call, not timed apart). A step set-up never timed (a
 /// toolchain installed before it timed them) has no row, and `provenance.json` says why.
 fn toolchain_rows(ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
     let ws = &ctx.workspace;
-    let (root, redbpf) = (ws.join("target/toolchain-cost"), ws.join("impls/redbpf/target/toolchain-cost"));
-    let files: [(&str, Option<PathBuf>); 3] = match imp.lib.as_str() {
-        "aya" => [
-            ("toolchain_install_s", Some(root.join("aya_nightly_install_s"))),
-            ("toolchain_build_s", Some(root.join("bpf_linker_build_s"))),
-            ("toolchain_vendor_s", None),
-        ],
-        "cilium-ebpf" => [
-            // Go and the library's sources from Debian, fetched and unpacked by its setup.sh.
-            ("toolchain_install_s", Some(root.join("cilium-ebpf"))),
-            ("toolchain_build_s", None),
-            ("toolchain_vendor_s", None),
-        ],
-        "redbpf" => [
-            ("toolchain_install_s", Some(redbpf.join("rust_install_s"))),
-            ("toolchain_build_s", Some(redbpf.join("cargo_bpf_build_s"))),
-            ("toolchain_vendor_s", Some(redbpf.join("vendor_s"))),
-        ],
-        _ => [("toolchain_install_s", None), ("toolchain_build_s", None), ("toolchain_vendor_s", None)],
-    };
+    let recorded = |metric: &str| imp.library().costs.iter().find(|(m, _)| *m == metric).map(|(_, f)| ws.join(f));
+    let files = ["toolchain_install_s", "toolchain_build_s", "toolchain_vendor_s"].map(|m| (m, recorded(m)));
     let (mut rows, mut replayed, mut missing) = (Vec::new(), Vec::new(), Vec::new());
     for (metric, file) in files {
         let value = match &file {
