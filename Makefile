@@ -14,7 +14,10 @@ setup:
 	@scripts/setup.sh
 
 # Release builds of every implementation, copied to target/impls/<usecase>-<lib>, and the harness.
+# `cargo fetch` first: the libbpf (C) build scripts read `cargo metadata --offline`, which needs
+# every crate of Cargo.lock (also dev-dependencies) downloaded, not only those this build compiles.
 build:
+	cargo fetch --locked
 	cargo build $(CARGO_FLAGS) $(addprefix -p ,$(IMPLS)) -p harness -p aya-btf-cost
 	@mkdir -p $(IMPLS_DIR)
 	@for i in $(IMPLS); do install -m 0755 target/release/$$i $(IMPLS_DIR)/$$i; done

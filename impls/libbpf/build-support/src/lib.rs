@@ -50,7 +50,12 @@ fn libbpf_uapi() -> PathBuf {
         .current_dir(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
         .output()
         .unwrap_or_else(|e| panic!("running cargo metadata: {e}"));
-    assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cargo metadata --offline (to find libbpf-sys' UAPI headers) failed; it needs every crate of \
+         Cargo.lock downloaded: run `cargo fetch --locked` first (`make build` does).\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
     let manifest = meta["packages"]
         .as_array()
