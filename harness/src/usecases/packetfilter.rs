@@ -18,7 +18,7 @@ use crate::netns::{NetNs, VethConfig, VethPair};
 use crate::packetfilter::Filter;
 use crate::process::Implementation;
 use crate::reference::XdpFilter;
-use crate::throughput::Receiver;
+use crate::throughput::{Counted, Receiver};
 use crate::traffic;
 use super::latency_rows;
 
@@ -117,7 +117,7 @@ impl Bed {
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             let cpu_before = loader.map(|pid| Ok::<_, anyhow::Error>((load::cpu_time(pid)?, Instant::now()))).transpose()?;
-            let sample = self.rx.measure(&self.sender, self.veth.a.ifindex, &frame, prog, duration)?;
+            let sample = self.rx.measure(&self.sender, self.veth.a.ifindex, &frame, Counted::Prog(prog), duration)?;
             rows.extend(sample.rows(USECASE, lib, rep));
             if let (Some(pid), Some((cpu, started))) = (loader, cpu_before) {
                 let cpu = load::cpu_time(pid)? - cpu;
@@ -169,11 +169,7 @@ impl UseCase for PacketFilter {
         // Load and attach, ctx.reps times: time to ready, verifier and JIT statistics, memory.
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
-            let (mut running, ms) = load::start(imp, &args, &bed.filter)?;
-            rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));
-            rows.extend(load::program_rows(imp, running.ready_pid().context("no pid in ready")?, rep)?);
-            let status = running.stop(Duration::from_secs(10))?;
-            ensure!(status.success(), "{lib} exited with {status} on SIGINT");
+            rows.extend(load::load_rows(imp, rep, || load::start(imp, &args, &bed.filter))?);
         }
 
         // One instance for the per-packet and traffic measurements.
