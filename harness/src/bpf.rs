@@ -906,6 +906,28 @@ mod tests {
         assert!(!name_matches("verdicts", "verdict"));
     }
 
+    /// The generator's program passes the verifier and rewrites whatever a recycled page holds
+    /// into the frame as built, for every frame length up to the 256 bytes it covers. It loads
+    /// and test-runs a program, attaching nothing: no run lock.
+    #[test]
+    fn frame_writer_sends_the_frame_as_built() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "loading BPF programs needs root");
+        for len in [14usize, 15, 17, 60, 61, 62, 63, 256, 300] {
+            let frame: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let prog = load_frame_writer_xdp("hb_writer", &frame, XDP_TX).unwrap();
+            let r = prog.test_run_xdp(&vec![0xee; len]).unwrap();
+            assert_eq!(r.retval, XDP_TX, "{len} bytes");
+            let out = r.data_out.unwrap();
+            let covered = len.min(256);
+            assert_eq!(out[..covered], frame[..covered], "{len} bytes");
+            assert!(out[covered..].iter().all(|b| *b == 0xee), "{len} bytes");
+        }
+        // A packet shorter than the frame is left alone.
+        let prog = load_frame_writer_xdp("hb_writer", &[1u8; 60], XDP_TX).unwrap();
+        assert_eq!(prog.test_run_xdp(&[0xee; 20]).unwrap().data_out.unwrap(), vec![0xee; 20]);
+    }
+
     #[test]
     fn info_test_run_and_fdinfo() {
         check_privileges().unwrap();

@@ -26,7 +26,7 @@ pub struct PacketFilter;
 
 const USECASE: &str = "packetfilter";
 const SENDER_IF: &str = "veth-s";
-const FILTER_IF: &str = "veth-f";
+pub const FILTER_IF: &str = "veth-f";
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const FILTER_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const ECHO_PORT: u16 = 7777;
@@ -143,7 +143,8 @@ impl Bed {
     }
 }
 
-fn write_config(dir: &std::path::Path) -> Result<PathBuf> {
+/// Writes the bench configuration into `dir/inputs`.
+pub fn write_config(dir: &std::path::Path) -> Result<PathBuf> {
     let path = dir.join("inputs").join("packetfilter-bench.yml");
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
     std::fs::write(&path, bench_config()).with_context(|| format!("writing {}", path.display()))?;
