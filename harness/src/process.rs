@@ -488,3 +488,27 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines are kept as text; their event and JSON read as when they were parsed at once.
+    #[test]
+    fn lines_keep_text_and_read_as_json() {
+        let at = Instant::now();
+        let conn = Line::new(r#"{"event":"conn","pid":7,"comm":"x"}"#.into(), at);
+        assert_eq!(conn.event(), "conn");
+        assert_eq!(conn.value()["pid"], 7);
+        for text in ["PID COMM LOCAL_IP", "[1, 2]", "{not json", "42"] {
+            let line = Line::new(text.into(), at);
+            assert_eq!(line.event(), "_text", "{text}");
+            assert_eq!(line.value(), serde_json::json!({ "event": "_text", "text": text }));
+        }
+        for text in [r#"{"pid":1}"#, r#"{"event":3}"#] {
+            let line = Line::new(text.into(), at);
+            assert_eq!(line.event(), "", "{text}");
+            assert_eq!(line.value(), serde_json::from_str::<Value>(text).unwrap());
+        }
+    }
+}
