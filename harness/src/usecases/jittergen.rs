@@ -159,7 +159,7 @@ impl UseCase for JitterGen {
         let args = ["--config", config.to_str().context("UTF-8 path")?];
         let mut rows = Vec::new();
 
-        // Load and attach (TCX on the host), ctx.reps times.
+        // Load and attach (TCX on the host): the median of load::STARTS_PER_REP starts.
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             rows.extend(load::load_rows(imp, rep, || load::start(imp, &args, &bed.mid))?);

@@ -167,7 +167,8 @@ impl UseCase for PacketFilter {
         let args = ["--config", config.to_str().context("UTF-8 path")?, "--iface", FILTER_IF];
         let mut rows = Vec::new();
 
-        // Load and attach, ctx.reps times: time to ready, verifier and JIT statistics, memory.
+        // Load and attach: time to ready (the median of load::STARTS_PER_REP starts), verifier
+        // and JIT statistics, memory.
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             rows.extend(load::load_rows(imp, rep, || load::start(imp, &args, &bed.filter))?);
