@@ -44,7 +44,8 @@ run: setup build
 # binaries in target/impls (they load real programs: run as root); the Vagrantfiles; and one
 # quick harness run end to end, whose report lands in target/ci-report and is then opened in
 # headless Chromium (metrics/tests/browser.rs). `make reproduce` (two runs must rank alike) is not
-# part of it: on a shared 2-core machine load_attach_ms rankings did not reproduce.
+# part of it: in a fresh tree its first run builds every implementation for the build metrics
+# (RedBPF's cold build alone took 22 min), beyond make test's 30 minutes.
 # Under the run lock (harness/src/lock.rs): a second `make test` or `harness run` refuses at once.
 test: setup build
 	target/release/harness lock -- $(MAKE) --no-print-directory test-locked

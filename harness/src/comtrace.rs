@@ -84,6 +84,15 @@ impl Tracer {
         self.records.clone()
     }
 
+    /// The `conn` lines read since the last call (or since [`Tracer::records`]), handed over:
+    /// the tracer keeps none of them (a sweep's records would otherwise add up over a run).
+    pub fn take_records(&mut self) -> Vec<Record> {
+        let lines = self.running.take_events("conn");
+        let mut records = std::mem::take(&mut self.records);
+        records.extend(records_of(&lines));
+        records
+    }
+
     /// Waits until `done(records)` holds or `timeout` passes; returns the records either way.
     pub fn wait_records(&mut self, timeout: Duration, done: impl Fn(&[Record]) -> bool) -> Vec<Record> {
         let deadline = Instant::now() + timeout;
@@ -101,7 +110,7 @@ impl Tracer {
         self.running.signal(libc::SIGINT)?;
         let code = self.running.exit_code(timeout)?;
         let lines = self.running.history();
-        let stats = lines.iter().rev().find(|l| l.event() == "stats").map(|l| l.value.clone()).unwrap_or(Value::Null);
+        let stats = lines.iter().rev().find(|l| l.event() == "stats").map(|l| l.value()).unwrap_or(Value::Null);
         let exit = lines.last().is_some_and(|l| l.event() == "exit");
         Ok((code, stats, exit))
     }
@@ -111,7 +120,7 @@ fn records_of(lines: &[crate::process::Line]) -> Vec<Record> {
     lines
         .iter()
         .filter(|l| l.event() == "conn")
-        .filter_map(|l| Some(Record { conn: Conn::from_json(&l.value)?, read_ns: instant_ns(l.at) }))
+        .filter_map(|l| Some(Record { conn: Conn::from_json(&l.value())?, read_ns: instant_ns(l.at) }))
         .collect()
 }
 

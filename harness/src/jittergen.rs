@@ -274,7 +274,7 @@ impl Loader {
         args.extend_from_slice(extra);
         let mut running = imp.spawn(&args, Some(ns))?;
         let pid = running.wait_ready(Self::READY_TIMEOUT)?;
-        let ready = running.history().iter().find(|l| l.event() == "ready").map(|l| l.value.clone()).unwrap();
+        let ready = running.history().iter().find(|l| l.event() == "ready").map(|l| l.value()).unwrap();
         let prog = bpf::find_prog(pid, PROG_NAME).with_context(|| format!("{}: finding its program", imp.lib))?;
         let info = prog.info()?;
         ensure!(
@@ -313,7 +313,7 @@ impl Loader {
         let status = self.running.stop(timeout)?;
         let exit_code = status.code().ok_or_else(|| anyhow!("killed by a signal: {status}"))?;
         let history = self.running.history();
-        let last = |e: &str| history.iter().rev().find(|l| l.event() == e).map(|l| l.value.clone());
+        let last = |e: &str| history.iter().rev().find(|l| l.event() == e).map(|l| l.value());
         Ok(Stopped { exit_code, final_stats: last("stats"), exit_line: last("exit"), stderr: self.running.stderr() })
     }
 }

@@ -247,7 +247,7 @@ impl Loader {
         let mut running = imp.spawn(&all, None)?;
         let pid = running.wait_ready(READY_TIMEOUT).with_context(|| format!("{} did not get ready", imp.lib))?;
         let ready =
-            running.history().iter().find(|l| l.event() == "ready").map(|l| l.value.clone()).unwrap_or_default();
+            running.history().iter().find(|l| l.event() == "ready").map(|l| l.value()).unwrap_or_default();
         let info = bpf::find_prog(pid, "lsmbpf")?.info()?;
         let program = BTreeMap::from([
             ("verified_insns".to_string(), info.verified_insns as f64),
@@ -268,7 +268,7 @@ impl Loader {
         drop(map);
         let status = self.running.stop(STOP_TIMEOUT)?;
         let history = self.running.history();
-        let events = history.iter().filter(|l| l.event() == "chroot").map(|l| l.value.clone()).collect();
+        let events = history.iter().filter(|l| l.event() == "chroot").map(|l| l.value()).collect();
         let exit_line = history.last().is_some_and(|l| l.event() == "exit");
         Ok(Phase {
             name: name.into(),

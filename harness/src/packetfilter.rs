@@ -147,7 +147,7 @@ impl Filter {
         args.extend_from_slice(extra);
         let mut running = imp.spawn(&args, Some(ns))?;
         let pid = running.wait_ready(ready_timeout)?;
-        let ready = running.history().iter().find(|l| l.event() == "ready").map(|l| l.value.clone()).unwrap();
+        let ready = running.history().iter().find(|l| l.event() == "ready").map(|l| l.value()).unwrap();
         let prog = bpf::find_prog(pid, PROG_NAME).with_context(|| format!("{}: finding its program", imp.lib))?;
         let info = prog.info()?;
         if info.prog_type != bpf::BPF_PROG_TYPE_XDP {
@@ -186,7 +186,7 @@ impl Filter {
         let status = self.running.stop(timeout)?;
         let exit_code = status.code().ok_or_else(|| anyhow!("killed by a signal: {status}"))?;
         let history = self.running.history();
-        let final_stats = history.iter().rev().find(|l| l.event() == "stats").map(|l| l.value.clone());
+        let final_stats = history.iter().rev().find(|l| l.event() == "stats").map(|l| l.value());
         let exit_line = history.iter().any(|l| l.event() == "exit");
         Ok(Stopped { exit_code, final_stats, exit_line, stderr: self.running.stderr() })
     }

@@ -127,19 +127,41 @@ pub fn available_libs(usecase: &str) -> Vec<String> {
     libs
 }
 
-/// One stdout line of an implementation.
+/// One stdout line of an implementation, kept as text (shared by the history and the unconsumed
+/// lines): a tracer prints thousands of records a second, and as parsed JSON each took ~1 KB.
 #[derive(Debug, Clone)]
 pub struct Line {
-    /// The parsed JSON object; a line that is not JSON becomes `{"event": "_text", "text": ...}`.
-    pub value: Value,
+    text: Arc<str>,
+    event: Arc<str>,
     /// When the harness read it.
     pub at: Instant,
 }
 
 impl Line {
+    fn new(text: String, at: Instant) -> Line {
+        #[derive(serde::Deserialize)]
+        struct Event {
+            #[serde(default)]
+            event: Value,
+        }
+        let event = match serde_json::from_str::<Event>(&text) {
+            Ok(e) if text.trim_start().starts_with('{') => e.event.as_str().unwrap_or("").into(),
+            _ => "_text".into(),
+        };
+        Line { text: text.into(), event, at }
+    }
+
     /// The `event` field.
     pub fn event(&self) -> &str {
-        self.value["event"].as_str().unwrap_or("")
+        &self.event
+    }
+
+    /// The parsed JSON object; a line that is not JSON becomes `{"event": "_text", "text": ...}`.
+    pub fn value(&self) -> Value {
+        serde_json::from_str::<Value>(&self.text)
+            .ok()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| serde_json::json!({ "event": "_text", "text": &*self.text }))
     }
 }
 
@@ -196,11 +218,7 @@ impl Running {
             .spawn(move || {
                 for line in BufReader::new(stdout).lines() {
                     let Ok(text) = line else { break };
-                    let value = serde_json::from_str::<Value>(&text)
-                        .ok()
-                        .filter(Value::is_object)
-                        .unwrap_or_else(|| serde_json::json!({ "event": "_text", "text": text }));
-                    if tx.send(Line { value, at: Instant::now() }).is_err() {
+                    if tx.send(Line::new(text, Instant::now())).is_err() {
                         break;
                     }
                 }
@@ -296,15 +314,17 @@ impl Running {
         let deadline = Instant::now() + timeout;
         loop {
             while let Some(line) = self.pending.pop_front() {
-                if pred(&line.value) {
-                    return Ok(line.value);
+                let value = line.value();
+                if pred(&value) {
+                    return Ok(value);
                 }
             }
             if !self.fill(deadline) {
                 // One last drain, in case lines and the deadline raced.
                 while let Some(line) = self.pending.pop_front() {
-                    if pred(&line.value) {
-                        return Ok(line.value);
+                    let value = line.value();
+                    if pred(&value) {
+                        return Ok(value);
                     }
                 }
                 let why = if self.has_exited() { "the process ended first" } else { "timed out" };
@@ -325,8 +345,8 @@ impl Running {
             self.pending.push_back(line);
         }
         while let Some(line) = self.pending.pop_front() {
-            if line.value["event"] == event {
-                return Some(line.value);
+            if line.event() == event {
+                return Some(line.value());
             }
         }
         None
@@ -359,7 +379,7 @@ impl Running {
 
     /// The pid from the `ready` line, if it was seen.
     pub fn ready_pid(&self) -> Option<u32> {
-        self.history.iter().find(|l| l.event() == "ready").and_then(|l| l.value["pid"].as_u64()).map(|p| p as u32)
+        self.history.iter().find(|l| l.event() == "ready").and_then(|l| l.value()["pid"].as_u64()).map(|p| p as u32)
     }
 
     /// Sends a signal (`libc::SIGHUP`, `libc::SIGINT`, ...).
@@ -466,5 +486,29 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines are kept as text; their event and JSON read as when they were parsed at once.
+    #[test]
+    fn lines_keep_text_and_read_as_json() {
+        let at = Instant::now();
+        let conn = Line::new(r#"{"event":"conn","pid":7,"comm":"x"}"#.into(), at);
+        assert_eq!(conn.event(), "conn");
+        assert_eq!(conn.value()["pid"], 7);
+        for text in ["PID COMM LOCAL_IP", "[1, 2]", "{not json", "42"] {
+            let line = Line::new(text.into(), at);
+            assert_eq!(line.event(), "_text", "{text}");
+            assert_eq!(line.value(), serde_json::json!({ "event": "_text", "text": text }));
+        }
+        for text in [r#"{"pid":1}"#, r#"{"event":3}"#] {
+            let line = Line::new(text.into(), at);
+            assert_eq!(line.event(), "", "{text}");
+            assert_eq!(line.value(), serde_json::from_str::<Value>(text).unwrap());
+        }
     }
 }

@@ -10,6 +10,12 @@
 //! carries it) has one CPU whose busy share is measurable: the kthread's run time
 //! (`/proc/<pid>/schedstat`, ns) over the wall time.
 //!
+//! The generator writes the frame anew on every run ([`bpf::load_frame_writer_xdp`]): live
+//! frames live in recycled pages, which a router forwarding them rewrites in place. A TC
+//! egress program sits behind such a router ([`Receiver::prepare_router`]): its receiving veth
+//! gets GRO off, so that every frame is forwarded on its own, and an `XDP_PASS` program, which
+//! gives the veth its NAPI without GRO.
+//!
 //! From one [`Receiver::measure`]: `veth_pps` (the program's own Δ`run_cnt`/Δt, kernel BPF
 //! statistics on), `live_ns_per_pkt` (Δ`run_time_ns`/Δ`run_cnt` under that load) and
 //! `rx_cpu_busy_pct`. A figure whose receiver was not saturated — it processed nearly every
@@ -43,14 +49,54 @@ const BATCH: u32 = 256;
 pub struct Receiver {
     /// The NAPI kthread.
     pub napi_pid: u32,
+    /// The `XDP_PASS` program of a router's receiving veth ([`Receiver::prepare_router`]).
+    _pass: Option<(Prog, bpf::Link)>,
+}
+
+/// What the measurement counts on the receiving side.
+#[derive(Clone, Copy)]
+pub enum Counted<'a> {
+    /// The program under test: its runs (`run_cnt`) and their cost (`run_time_ns`).
+    Prog(&'a Prog),
+    /// A path without a program (a reference): a cumulative count of the packets that reached
+    /// the point where the program would run.
+    Packets(&'a (dyn Fn() -> Result<u64> + Sync)),
+}
+
+impl Counted<'_> {
+    /// (packets so far, their run time in ns if a program ran them).
+    fn read(&self) -> Result<(u64, Option<u64>)> {
+        match self {
+            Counted::Prog(p) => {
+                let info = p.info()?;
+                Ok((info.run_cnt, Some(info.run_time_ns)))
+            }
+            Counted::Packets(count) => Ok((count()?, None)),
+        }
+    }
 }
 
 impl Receiver {
     /// Switches `ifname` in `ns` to threaded NAPI (GRO on first: veth only has NAPI with GRO or
     /// an XDP program) and pins its kthread. Call on a fresh veth, before traffic.
     pub fn prepare(ns: &NetNs, ifname: &str) -> Result<Receiver> {
-        ensure!(online_cpus()? > RX_CPU, "throughput needs two CPUs (generator on {GEN_CPU}, receiver on {RX_CPU})");
         ns.exec("ethtool", &["-K", ifname, "gro", "on"])?;
+        Receiver::threaded(ns, ifname, None)
+    }
+
+    /// The receiving veth of a router (whose forwarding leads to the TC program under test):
+    /// GRO off and an `XDP_PASS` program, which gives the veth its NAPI (see the module
+    /// documentation), then threaded NAPI as in [`Receiver::prepare`].
+    pub fn prepare_router(ns: &NetNs, ifname: &str) -> Result<Receiver> {
+        ns.exec("ethtool", &["-K", ifname, "gro", "off"])?;
+        let pass = bpf::load_constant_xdp("bpfeval_pass", bpf::XDP_PASS)?;
+        let ifindex = ns.ifindex(ifname)?;
+        let link = ns.run_in(|| bpf::attach_xdp(&pass, ifindex))??;
+        Receiver::threaded(ns, ifname, Some((pass, link)))
+    }
+
+    fn threaded(ns: &NetNs, ifname: &str, pass: Option<(Prog, bpf::Link)>) -> Result<Receiver> {
+        ensure!(online_cpus()? > RX_CPU, "throughput needs two CPUs (generator on {GEN_CPU}, receiver on {RX_CPU})");
         let comm = format!("napi/{ifname}-");
         let before = napi_threads(&comm)?;
         // sysfs under `ip netns exec` shows the namespace's devices.
@@ -63,7 +109,7 @@ impl Receiver {
         };
         pin(napi_pid, RX_CPU).with_context(|| format!("pinning NAPI kthread {napi_pid} to CPU {RX_CPU}"))?;
         realtime(napi_pid).with_context(|| format!("SCHED_FIFO for NAPI kthread {napi_pid}"))?;
-        Ok(Receiver { napi_pid })
+        Ok(Receiver { napi_pid, _pass: pass })
     }
 
     /// Saturates `target` (attached on the receiving veth or behind it) with `frame` sent from
@@ -74,11 +120,11 @@ impl Receiver {
         sender: &NetNs,
         sender_ifindex: u32,
         frame: &[u8],
-        target: &Prog,
+        target: Counted<'_>,
         duration: Duration,
     ) -> Result<Sample> {
         let _stats = bpf::enable_stats()?;
-        let generator = bpf::load_constant_xdp("bpfeval_gen", bpf::XDP_TX)?;
+        let generator = bpf::load_frame_writer_xdp("bpfeval_gen", frame, bpf::XDP_TX)?;
         let frame = frame.to_vec();
         let napi_pid = self.napi_pid;
         sender.run_in(move || -> Result<Sample> {
@@ -94,15 +140,15 @@ impl Receiver {
                 Ok(sent)
             };
             until(duration / 10)?;
-            let (info0, sched0, t0) = (target.info()?, sched_ns(napi_pid)?, Instant::now());
+            let (count0, sched0, t0) = (target.read()?, sched_ns(napi_pid)?, Instant::now());
             let sent = until(duration)?;
-            let (info1, sched1, dt) = (target.info()?, sched_ns(napi_pid)?, t0.elapsed().as_secs_f64());
+            let (count1, sched1, dt) = (target.read()?, sched_ns(napi_pid)?, t0.elapsed().as_secs_f64());
             let share = |ns: u64| 100.0 * ns as f64 / 1e9 / dt;
-            let runs = info1.run_cnt - info0.run_cnt;
-            ensure!(runs > 0, "the program under test never ran ({sent} frames generated)");
+            let runs = count1.0 - count0.0;
+            ensure!(runs > 0, "nothing reached the point under test ({sent} frames generated)");
             Ok(Sample {
                 pps: runs as f64 / dt,
-                ns_per_pkt: (info1.run_time_ns - info0.run_time_ns) as f64 / runs as f64,
+                ns_per_pkt: count1.1.zip(count0.1).map(|(t1, t0)| (t1 - t0) as f64 / runs as f64),
                 rx_busy_pct: share(sched1 - sched0),
                 generated_pps: sent as f64 / dt,
             })
@@ -132,17 +178,18 @@ impl Pair {
 
     /// [`Receiver::measure`] from the sender's end.
     pub fn measure(&self, frame: &[u8], target: &Prog, duration: Duration) -> Result<Sample> {
-        self.rx.measure(&self.sender, self.veth.a.ifindex, frame, target, duration)
+        self.rx.measure(&self.sender, self.veth.a.ifindex, frame, Counted::Prog(target), duration)
     }
 }
 
 /// One throughput measurement.
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
-    /// Runs of the program under test per second.
+    /// Runs of the program under test (or packets counted) per second.
     pub pps: f64,
-    /// Its mean run time per packet meanwhile (kernel BPF statistics).
-    pub ns_per_pkt: f64,
+    /// The program's mean run time per packet meanwhile (kernel BPF statistics); none without
+    /// a program.
+    pub ns_per_pkt: Option<f64>,
     /// Share of the time the receiving NAPI kthread ran.
     pub rx_busy_pct: f64,
     /// Frames the generator sent per second (most are dropped at a full veth ring).
@@ -157,16 +204,49 @@ impl Sample {
         self.pps >= self.generated_pps * KEPT_UP_PCT / 100.0
     }
 
-    /// `veth_pps`, `live_ns_per_pkt`, `rx_cpu_busy_pct`, `generator_pps` and
+    /// `veth_pps`, `live_ns_per_pkt` (with a program), `rx_cpu_busy_pct`, `generator_pps` and
     /// `generator_bound` (0/1).
     pub fn rows(&self, usecase: &str, lib: &str, rep: u32) -> Vec<Row> {
-        vec![
+        let mut rows = vec![
             Row::new(usecase, lib, "veth_pps", "packets/s", rep, self.pps),
             Row::new(usecase, lib, "generator_pps", "packets/s", rep, self.generated_pps),
-            Row::new(usecase, lib, "live_ns_per_pkt", "ns", rep, self.ns_per_pkt),
             Row::new(usecase, lib, "rx_cpu_busy_pct", "%", rep, self.rx_busy_pct),
             Row::new(usecase, lib, "generator_bound", "bool", rep, self.generator_bound() as u8 as f64),
-        ]
+        ];
+        if let Some(ns) = self.ns_per_pkt {
+            rows.push(Row::new(usecase, lib, "live_ns_per_pkt", "ns", rep, ns));
+        }
+        rows
+    }
+}
+
+/// The IPv4 datagrams a namespace has forwarded (`ForwDatagrams` of its `/proc/net/snmp`): what
+/// reached a router's egress where no program counts it.
+pub struct Forwarded(std::sync::Mutex<std::fs::File>);
+
+impl Forwarded {
+    pub fn open(ns: &NetNs) -> Result<Forwarded> {
+        // thread-self: the namespace of the opening thread, which the open file keeps.
+        let file = ns.run_in(|| std::fs::File::open("/proc/thread-self/net/snmp"))?
+            .with_context(|| format!("opening /proc/net/snmp in {}", ns.name()))?;
+        Ok(Forwarded(std::sync::Mutex::new(file)))
+    }
+
+    pub fn count(&self) -> Result<u64> {
+        use std::io::{Read, Seek};
+        let mut file = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut text = String::new();
+        file.rewind()?;
+        file.read_to_string(&mut text).context("reading /proc/net/snmp")?;
+        // "Ip: Forwarding DefaultTTL ... ForwDatagrams ..." and then "Ip: 1 64 ... <n> ...".
+        let mut ip = text.lines().filter_map(|l| l.strip_prefix("Ip:"));
+        let (names, values) = (ip.next().unwrap_or_default(), ip.next().unwrap_or_default());
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(name, _)| *name == "ForwDatagrams")
+            .and_then(|(_, v)| v.parse().ok())
+            .with_context(|| format!("no ForwDatagrams in /proc/net/snmp: {text}"))
     }
 }
 
@@ -219,6 +299,25 @@ fn realtime(pid: u32) -> Result<()> {
     Ok(())
 }
 
+/// Runs `f` on the calling thread at real-time priority ([`realtime`]), then restores its
+/// policy. Processes and threads `f` starts inherit the priority (a loader whose start is
+/// timed: other processes on a shared machine then do not decide its time).
+pub fn realtime_while<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    // SAFETY: sched_getscheduler and sched_getparam only write `old`.
+    let mut old = libc::sched_param { sched_priority: 0 };
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    if policy < 0 || unsafe { libc::sched_getparam(0, &mut old) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("reading the thread's scheduling policy");
+    }
+    realtime(0).context("SCHED_FIFO for the calling thread")?;
+    let result = f();
+    // SAFETY: sched_setscheduler only reads `old`.
+    if unsafe { libc::sched_setscheduler(0, policy, &old) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("restoring the thread's scheduling policy");
+    }
+    result
+}
+
 fn online_cpus() -> Result<usize> {
     // SAFETY: sysconf has no preconditions.
     let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
@@ -245,8 +344,45 @@ mod tests {
         let s = pair.measure(&frame, &drop, Duration::from_secs(1)).unwrap();
         eprintln!("{s:?}");
         assert!(s.pps > 100_000.0, "{s:?}");
-        assert!(s.ns_per_pkt > 0.0 && s.ns_per_pkt < 10_000.0, "{s:?}");
+        assert!(s.ns_per_pkt.is_some_and(|ns| ns > 0.0 && ns < 10_000.0), "{s:?}");
         assert!(s.rx_busy_pct > 0.0 && s.rx_busy_pct <= 105.0, "{s:?}");
         assert!(s.generated_pps >= s.pps, "{s:?}");
+    }
+
+    /// A TC egress program behind a router (jittergen's host bed) runs once per forwarded frame,
+    /// at a rate that measures the receiving CPU: with a generator that did not write its frame
+    /// anew, the router took only frames of fresh pages, ~1,400 a second.
+    #[test]
+    fn tc_egress_behind_a_router_runs_once_per_forwarded_frame() {
+        use crate::jittergen::Bed;
+        bpf::check_privileges().unwrap();
+        let bed = Bed::new("tpr").unwrap();
+        let rx = Receiver::prepare_router(&bed.mid, "mid0").unwrap();
+        let shot = bpf::load_constant(bpf::BPF_PROG_TYPE_SCHED_CLS, "tp_shot", bpf::TC_ACT_SHOT).unwrap();
+        let egress = bed.mid.ifindex(Bed::EGRESS).unwrap();
+        let _link = bed.mid.run_in(|| bpf::attach_tcx_egress(&shot, egress)).unwrap().unwrap();
+        let frame = crate::frames::FrameSpec {
+            ipv4: Some(crate::frames::Ipv4Spec { dst: Bed::RCV_V4, ..crate::frames::Ipv4Spec::from_src(Bed::SND_V4) }),
+            ..Default::default()
+        }
+        .with_macs([0x02, 0x71, 0, 0, 1, 1], [0x02, 0x71, 0, 0, 1, 2])
+        .build()
+        .unwrap();
+        let forwarded = Forwarded::open(&bed.mid).unwrap();
+        let (fwd0, runs0) = (forwarded.count().unwrap(), shot.info().unwrap().run_cnt);
+        let snd = bed.snd.ifindex("snd0").unwrap();
+        let s = rx.measure(&bed.snd, snd, &frame, Counted::Prog(&shot), Duration::from_secs(1)).unwrap();
+        let (fwd, runs) = (forwarded.count().unwrap() - fwd0, shot.info().unwrap().run_cnt - runs0);
+        eprintln!("{s:?}; {fwd} forwarded, {runs} runs");
+        let diag = || {
+            ["mid0", "mid1"].map(|i| bed.mid.exec("ip", &["-s", "link", "show", i]).unwrap_or_default()).join("")
+                + &bed.mid.exec("ethtool", &["-S", "mid0"]).unwrap_or_default()
+                + &bed.snd.exec("ethtool", &["-S", "snd0"]).unwrap_or_default()
+                + &bed.mid.exec("cat", &["/proc/net/snmp"]).unwrap_or_default()
+        };
+        assert!(s.pps > 100_000.0, "{s:?}\n{}", diag());
+        // IPv6 chatter runs the program too, a few packets.
+        assert!(runs >= fwd && runs - fwd < fwd / 100 + 100, "{fwd} forwarded, {runs} runs\n{}", diag());
+        assert!(s.ns_per_pkt.is_some_and(|ns| ns > 0.0 && ns < 10_000.0), "{s:?}");
     }
 }

@@ -240,15 +240,17 @@ impl Guest {
         let kernel = kernel(self.kernel_dir.as_deref())?;
         let nonce = format!("{:x}{:x}", std::process::id(), unique() as u64);
 
-        let mut initrd = base_archive()?.to_vec();
-        let mut cpio = Cpio::default();
+        // Written into the memfd entry by entry: the carried files are read one at a time, never
+        // the whole archive into memory (the harness' own memory has a budget).
+        let initrd_fd = memfd("bpfeval-initrd", base_archive()?)?;
+        let mut cpio = Cpio::new(std::io::BufWriter::new(&initrd_fd));
         let mut dirs = BTreeSet::new();
         for Entry { path, mode, data } in &self.files {
-            cpio.parents(path, &mut dirs);
+            cpio.parents(path, &mut dirs)?;
             match data {
-                Source::Bytes(b) => cpio.file(path, *mode, b),
+                Source::Bytes(b) => cpio.file(path, *mode, b)?,
                 Source::Host(h) => {
-                    cpio.file(path, *mode, &std::fs::read(h).with_context(|| format!("reading {}", h.display()))?)
+                    cpio.file(path, *mode, &std::fs::read(h).with_context(|| format!("reading {}", h.display()))?)?
                 }
             }
         }
@@ -257,16 +259,13 @@ impl Guest {
             // Newer packages compress modules; busybox insmod takes them plain.
             let plain = m.trim_end_matches(".xz").trim_end_matches(".zst").to_string();
             let guest = format!("/lib/modules/{}/{plain}", kernel.version);
-            cpio.parents(&guest, &mut dirs);
-            cpio.file(&guest, 0o644, &read_module(&kernel.modules_dir.join(m))?);
+            cpio.parents(&guest, &mut dirs)?;
+            cpio.file(&guest, 0o644, &read_module(&kernel.modules_dir.join(m))?)?;
             guest_modules.push(plain);
         }
-        cpio.file("/init", 0o755, init_script(&kernel.version, &guest_modules, &nonce).as_bytes());
-        cpio.file("/run.sh", 0o755, script.as_bytes());
-        initrd.extend_from_slice(&cpio.finish());
-
-        let initrd_fd = memfd("bpfeval-initrd", &initrd)?;
-        drop(initrd);
+        cpio.file("/init", 0o755, init_script(&kernel.version, &guest_modules, &nonce).as_bytes())?;
+        cpio.file("/run.sh", 0o755, script.as_bytes())?;
+        cpio.finish()?.flush().context("writing the initramfs")?;
         let outputs = [memfd("bpfeval-console", &[])?, memfd("bpfeval-stdout", &[])?, memfd("bpfeval-stderr", &[])?];
         let proc_path = |f: &File| format!("/proc/{}/fd/{}", std::process::id(), f.as_raw_fd());
 
@@ -658,7 +657,7 @@ fn build_base() -> Result<Vec<u8>> {
         "/bin/busybox is dynamically linked: install busybox-static"
     );
     let list = Command::new(BUSYBOX).arg("--list").output().context("busybox --list")?;
-    let mut cpio = Cpio::default();
+    let mut cpio = Cpio::new(Vec::new());
     for d in [
         "/bin",
         "/sbin",
@@ -679,30 +678,45 @@ fn build_base() -> Result<Vec<u8>> {
         "/root",
         "/mnt",
     ] {
-        cpio.dir(d);
+        cpio.dir(d)?;
     }
-    cpio.symlink("/var/run", "/run");
-    cpio.file("/bin/busybox", 0o755, &busybox);
+    cpio.symlink("/var/run", "/run")?;
+    cpio.file("/bin/busybox", 0o755, &busybox)?;
     for applet in String::from_utf8_lossy(&list.stdout).split_whitespace() {
         if applet != "busybox" {
-            cpio.symlink(&format!("/bin/{applet}"), "busybox");
+            cpio.symlink(&format!("/bin/{applet}"), "busybox")?;
         }
     }
-    cpio.file("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n");
-    cpio.file("/etc/group", 0o644, b"root:x:0:\n");
-    Ok(cpio.finish())
+    cpio.file("/etc/passwd", 0o644, b"root:x:0:0:root:/root:/bin/sh\n")?;
+    cpio.file("/etc/group", 0o644, b"root:x:0:\n")?;
+    Ok(cpio.finish()?)
 }
 
-/// A newc ("070701") cpio archive, as the kernel's initramfs unpacker reads it. Archives can be
-/// concatenated; later entries win.
-#[derive(Default)]
-struct Cpio {
-    buf: Vec<u8>,
+/// A newc ("070701") cpio archive, as the kernel's initramfs unpacker reads it, written into
+/// `out` as it is built. Archives can be concatenated; later entries win.
+struct Cpio<W: Write> {
+    out: W,
+    /// Bytes written so far (entries are padded to 4 bytes, the archive to 512).
+    len: u64,
     ino: u32,
 }
 
-impl Cpio {
-    fn entry(&mut self, path: &str, mode: u32, data: &[u8]) {
+impl<W: Write> Cpio<W> {
+    fn new(out: W) -> Cpio<W> {
+        Cpio { out, len: 0, ino: 0 }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.len += bytes.len() as u64;
+        self.out.write_all(bytes)
+    }
+
+    fn pad(&mut self, to: u64) -> std::io::Result<()> {
+        let n = (to - self.len % to) % to;
+        self.write(&vec![0; n as usize])
+    }
+
+    fn entry(&mut self, path: &str, mode: u32, data: &[u8]) -> std::io::Result<()> {
         self.ino += 1;
         let name = path.trim_start_matches('/');
         let header = format!(
@@ -721,51 +735,44 @@ impl Cpio {
             name.len() + 1,
             0
         );
-        self.buf.extend_from_slice(header.as_bytes());
-        self.buf.extend_from_slice(name.as_bytes());
-        self.buf.push(0);
-        self.pad();
-        self.buf.extend_from_slice(data);
-        self.pad();
+        self.write(header.as_bytes())?;
+        self.write(name.as_bytes())?;
+        self.write(&[0])?;
+        self.pad(4)?;
+        self.write(data)?;
+        self.pad(4)
     }
 
-    fn pad(&mut self) {
-        while !self.buf.len().is_multiple_of(4) {
-            self.buf.push(0);
-        }
+    fn dir(&mut self, path: &str) -> std::io::Result<()> {
+        self.entry(path, 0o040755, &[])
     }
 
-    fn dir(&mut self, path: &str) {
-        self.entry(path, 0o040755, &[]);
+    fn file(&mut self, path: &str, perm: u32, data: &[u8]) -> std::io::Result<()> {
+        self.entry(path, 0o100000 | (perm & 0o7777), data)
     }
 
-    fn file(&mut self, path: &str, perm: u32, data: &[u8]) {
-        self.entry(path, 0o100000 | (perm & 0o7777), data);
-    }
-
-    fn symlink(&mut self, path: &str, target: &str) {
-        self.entry(path, 0o120777, target.as_bytes());
+    fn symlink(&mut self, path: &str, target: &str) -> std::io::Result<()> {
+        self.entry(path, 0o120777, target.as_bytes())
     }
 
     /// Adds the directories above `path` not added yet.
-    fn parents(&mut self, path: &str, seen: &mut BTreeSet<String>) {
+    fn parents(&mut self, path: &str, seen: &mut BTreeSet<String>) -> std::io::Result<()> {
         let mut dir = String::new();
         let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         for part in &parts[..parts.len().saturating_sub(1)] {
             dir.push('/');
             dir.push_str(part);
             if seen.insert(dir.clone()) {
-                self.dir(&dir);
+                self.dir(&dir)?;
             }
         }
+        Ok(())
     }
 
-    fn finish(mut self) -> Vec<u8> {
-        self.entry("TRAILER!!!", 0, &[]);
-        while !self.buf.len().is_multiple_of(512) {
-            self.buf.push(0);
-        }
-        self.buf
+    fn finish(mut self) -> std::io::Result<W> {
+        self.entry("TRAILER!!!", 0, &[])?;
+        self.pad(512)?;
+        Ok(self.out)
     }
 }
 

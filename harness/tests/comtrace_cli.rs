@@ -102,7 +102,7 @@ fn run_filters(imp: &Implementation, bed: &Bed) -> Result<()> {
     let code = table_run.exit_code(EXIT_TIMEOUT)?;
     ensure!(code == 0, "--format table: exit code {code}; stderr: {}", table_run.stderr());
     let stdout: Vec<String> =
-        table_run.history().iter().map(|l| l.value["text"].as_str().map(String::from).unwrap_or_else(|| l.value.to_string())).collect();
+        table_run.history().iter().map(|l| l.value()["text"].as_str().map(String::from).unwrap_or_else(|| l.value().to_string())).collect();
     let in_file: Vec<String> = std::fs::read_to_string(&file)?.lines().map(String::from).collect();
     ensure!(stdout == in_file, "--format table: stdout and the -o file differ");
     for e in &truth.expected {

@@ -247,3 +247,35 @@ fn needs_fq_cilium_ebpf() {
 fn bad_input_cilium_ebpf() {
     bad_input("cilium-ebpf");
 }
+
+/// The harness' host measurement of jittergen (the warm-up round: no guest) for every library
+/// that has it and for the references: the drop rule's throughput through the router is the
+/// receiving CPU's, not a trickle (it was ~1,400 frames a second), every library's program ran
+/// on every forwarded frame (live_ns_per_pkt), and `ref:no TC program` has no program cost.
+#[test]
+fn host_throughput_every_library_and_reference() {
+    harness::bpf::check_privileges().unwrap_or_else(|e| panic!("{e:#}"));
+    let workspace = harness::process::workspace_dir();
+    let out = TempDir::new("jg-throughput").unwrap();
+    let ctx = harness::measure::Ctx::new(&workspace, out.path(), 1, true, true).unwrap();
+    ctx.set_rep(0);
+    let usecase = harness::usecases::by_name(jg::USECASE).unwrap();
+    let mut rows = usecase.references(&ctx).unwrap();
+    for lib in harness::libs::LIBS.iter().filter(|l| l.capability(&workspace, jg::USECASE).status.is_implemented()) {
+        rows.extend(usecase.measure(&ctx, &Implementation::require(jg::USECASE, lib.name)).unwrap());
+    }
+    let value = |lib: &str, metric: &str| rows.iter().find(|r| r.lib == lib && r.metric == metric).map(|r| r.value);
+    let mut subjects: Vec<&str> = rows.iter().filter(|r| r.metric == "veth_pps").map(|r| r.lib.as_str()).collect();
+    subjects.dedup();
+    for lib in &subjects {
+        let (pps, ns) = (value(lib, "veth_pps").unwrap(), value(lib, "live_ns_per_pkt"));
+        eprintln!(
+            "{lib}: veth_pps {pps:.0}, live_ns_per_pkt {ns:?}, rx_cpu_busy_pct {:?}, generator_bound {:?}",
+            value(lib, "rx_cpu_busy_pct"),
+            value(lib, "generator_bound")
+        );
+        assert!(pps > 100_000.0, "{lib}: veth_pps {pps}");
+        assert_eq!(ns.is_none(), *lib == "ref:no TC program", "{lib}: live_ns_per_pkt {ns:?}");
+    }
+    assert!(subjects.len() >= 4, "{subjects:?}");
+}

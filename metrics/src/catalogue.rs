@@ -95,7 +95,7 @@ pub const CATALOGUE: &[Metric] = &[
     m("bridge_rss_kib", "KiB", Lower, "bridge_memory", "Resident pages of our RedBPF bridge library: plumbing, not the library"),
     m("loader_cpu_pct", "%", Lower, "cpu", "CPU use of the loader while attached and under load"),
     m("test_run_ns", "ns", Lower, "test_run", "Per-packet run time with BPF_PROG_TEST_RUN"),
-    m("veth_pps", "pps", Higher, "throughput", "Packets per second the program ran on (its run_cnt over time), under a generator (BPF_PROG_TEST_RUN live frames) that outruns the receiving CPU; see generator_bound"),
+    m("veth_pps", "pps", Higher, "throughput", "Packets per second the program ran on (its run_cnt over time; for jittergen's ref:no TC program, the router's forwarded datagrams), under a generator (BPF_PROG_TEST_RUN live frames) that outruns the receiving CPU; see generator_bound"),
     m("live_ns_per_pkt", "ns", Lower, "live_cost", "Mean run time per packet under that load, from the kernel's BPF statistics (Δrun_time_ns / Δrun_cnt)"),
     m("rx_cpu_busy_pct", "%", Higher, "rx_busy", "Busy share of the receiving CPU (the veth's threaded NAPI kthread) during the throughput measurement: near 100% when the receiver, not the generator, is the bottleneck"),
     m("generator_pps", "pps", Higher, "throughput", "Frames per second the generator sent during the throughput measurement (what the receiver did not take, veth dropped)"),

@@ -91,12 +91,14 @@ fn prog_run_ns_reader_stopped(bed: &Bed, tracer: &mut Tracer, prog: &Prog, count
     Ok(Row::new(USECASE, lib, "prog_run_ns", "ns", rep, ns as f64 / runs as f64).with_class(READER_STOPPED))
 }
 
-/// Waits until the tracer's records of `server`'s connections reach `want` or stop growing.
+/// Takes the tracer's records until those of `server`'s connections reach `want` or stop
+/// growing.
 fn settle(tracer: &mut Tracer, server: SocketAddr, want: usize) -> Vec<ct::Record> {
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut last = (0, Instant::now());
+    let mut records = Vec::new();
     loop {
-        let records = tracer.records();
+        records.extend(tracer.take_records());
         let n = ct::rate_records(&records, server).count();
         if n >= want || Instant::now() >= deadline || (n == last.0 && last.1.elapsed() > Duration::from_millis(500)) {
             return records;
@@ -105,6 +107,18 @@ fn settle(tracer: &mut Tracer, server: SocketAddr, want: usize) -> Vec<ct::Recor
             last = (n, Instant::now());
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl load::Started for Tracer {
+    fn loader_pid(&self) -> Result<u32> {
+        Ok(self.pid)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        let (code, _, exit) = self.stop(Duration::from_secs(10))?;
+        ensure!(code == 0 && exit, "exited with {code} on SIGINT (exit line {exit})");
+        Ok(())
     }
 }
 
@@ -126,12 +140,7 @@ impl UseCase for ComTrace {
         // namespace: `ip netns exec` mounts a fresh sysfs, which hides tracefs.
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
-            let started = Instant::now();
-            let mut tracer = Tracer::start(imp, ARGS, load::READY_TIMEOUT)?;
-            rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, started.elapsed().as_secs_f64() * 1e3));
-            rows.extend(load::program_rows(imp, tracer.pid, rep)?);
-            let (code, _, exit) = tracer.stop(Duration::from_secs(10))?;
-            ensure!(code == 0 && exit, "{lib} exited with {code} on SIGINT (exit line {exit})");
+            rows.extend(load::load_rows(imp, rep, || Tracer::start(imp, ARGS, load::READY_TIMEOUT))?);
         }
 
         // Connections per second without and with the tracer, alternating, and the overhead.
@@ -156,7 +165,8 @@ impl UseCase for ComTrace {
                 ctx.check_interrupted()?;
                 let class = rate_class(rate);
                 let lost_before = counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())?;
-                let seen_before = ct::rate_records(&tracer.records(), bed.server).count();
+                // Only this step's records are kept.
+                drop(tracer.take_records());
                 let (info_before, cpu_before) = (prog.info()?, load::cpu_time(tracer.pid)?);
                 let duration = Duration::from_secs(ctx.scaled(2, 1));
                 let driven = ct::drive(&bed.ns, bed.server, Load { rate, concurrency: 4 * CONCURRENCY, duration })?;
@@ -164,8 +174,8 @@ impl UseCase for ComTrace {
                 // Two sockets per connection; failed ones were real connections too, as far as
                 // they got, but are not counted on either side.
                 let want = 2 * driven.completed as usize;
-                let records = settle(&mut tracer, bed.server, seen_before + want);
-                let ours: Vec<&ct::Record> = ct::rate_records(&records, bed.server).skip(seen_before).collect();
+                let records = settle(&mut tracer, bed.server, want);
+                let ours: Vec<&ct::Record> = ct::rate_records(&records, bed.server).collect();
                 let lost = counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())? - lost_before;
                 let row = |metric: &str, unit: &str, value: f64| Row::new(USECASE, lib, metric, unit, rep, value).with_class(&class);
                 rows.push(row("events_lost", "records", lost as f64));
@@ -186,7 +196,7 @@ impl UseCase for ComTrace {
                 }
             }
         }
-        for rep in 1..=ctx.reps {
+        for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             rows.push(prog_run_ns_reader_stopped(&bed, &mut tracer, &prog, &counters, lib, rep)?);
         }

@@ -1,6 +1,6 @@
 //! jittergen in the harness: the conformance vectors (host, `BPF_PROG_TEST_RUN`), load/attach
 //! time, verifier statistics, per-packet cost and the drop rule's throughput on the host
-//! (against a TC program that drops everything), and configured vs measured
+//! (against a TC program that drops everything and against no TC program), and configured vs measured
 //! behaviour on the wire in the VM guest (drop share, delay p50/p99, reorder share) — for each
 //! library, for netem configured the same way in the same guest, for no qdisc at all, and the
 //! configured values themselves (`ref:configured`).
@@ -16,7 +16,7 @@ use super::UseCase;
 use crate::bpf;
 use crate::frames::{FrameSpec, Ipv4Spec};
 use crate::jittergen::{self as jg, Bed, Loader, Outcome};
-use crate::throughput;
+use crate::throughput::{self, Counted};
 use crate::measure::{load, Ctx};
 use crate::process::{Implementation, TempDir};
 
@@ -25,6 +25,7 @@ pub struct JitterGen;
 const USECASE: &str = jg::USECASE;
 const CONFIGURED: &str = metrics::catalogue::TARGET_REFERENCE;
 const EMPTY_TC: &str = "ref:empty TC program";
+const NO_TC: &str = "ref:no TC program";
 
 /// The configuration load time and per-packet cost are measured with: three rules, so that a
 /// packet of the last class walks all of them. `fq.install: false`: the host has no fq.
@@ -100,9 +101,10 @@ fn configured_delays(sc: &jg::Scenario) -> Result<Vec<f64>> {
 }
 
 /// Throughput of the drop rule on the host (the drop action needs no fq): frames from the
-/// sender are forwarded by the router namespace to its egress, where `prog` runs; its receiving
-/// veth (`mid0`) runs threaded NAPI, which does the forwarding and the egress on one CPU.
-fn throughput_rows(ctx: &Ctx, bed: &Bed, rx: &throughput::Receiver, lib: &str, prog: &bpf::Prog) -> Result<Vec<Row>> {
+/// sender are forwarded by the router namespace to its egress, where `counted` runs; its
+/// receiving veth (`mid0`, [`throughput::Receiver::prepare_router`]) runs threaded NAPI, which
+/// does the forwarding and the egress on one CPU.
+fn throughput_rows(ctx: &Ctx, bed: &Bed, rx: &throughput::Receiver, lib: &str, counted: Counted<'_>) -> Result<Vec<Row>> {
     let snd = bed.snd.ifindex("snd0")?;
     let mid0 = bed.mid.link("mid0")?;
     let mac = |link: &serde_json::Value| crate::frames::parse_mac(link["address"].as_str().unwrap_or_default());
@@ -116,7 +118,7 @@ fn throughput_rows(ctx: &Ctx, bed: &Bed, rx: &throughput::Receiver, lib: &str, p
     let mut rows = Vec::new();
     for rep in ctx.rep_range() {
         ctx.check_interrupted()?;
-        rows.extend(rx.measure(&bed.snd, snd, &frame, prog, duration)?.rows(USECASE, lib, rep));
+        rows.extend(rx.measure(&bed.snd, snd, &frame, counted, duration)?.rows(USECASE, lib, rep));
     }
     Ok(rows)
 }
@@ -151,20 +153,16 @@ impl UseCase for JitterGen {
     fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
         let lib = imp.lib.as_str();
         let bed = Bed::new(&format!("jgm-{lib}"))?;
-        let rx = throughput::Receiver::prepare(&bed.mid, "mid0")?;
+        let rx = throughput::Receiver::prepare_router(&bed.mid, "mid0")?;
         let tmp = TempDir::new("jg-measure")?;
         let config = Bed::config(&tmp, "bench.yml", BENCH_CONFIG)?;
         let args = ["--config", config.to_str().context("UTF-8 path")?];
         let mut rows = Vec::new();
 
-        // Load and attach (TCX on the host), ctx.reps times.
+        // Load and attach (TCX on the host): the median of load::STARTS_PER_REP starts.
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
-            let (mut running, ms) = load::start(imp, &args, &bed.mid)?;
-            rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));
-            rows.extend(load::program_rows(imp, running.ready_pid().context("no pid in ready")?, rep)?);
-            let status = running.stop(Duration::from_secs(10))?;
-            ensure!(status.success(), "{lib} exited with {status} on SIGINT");
+            rows.extend(load::load_rows(imp, rep, || load::start(imp, &args, &bed.mid))?);
         }
 
         // Per-packet cost by class.
@@ -177,7 +175,7 @@ impl UseCase for JitterGen {
                 rows.push(Row::new(USECASE, lib, "test_run_ns", "ns", rep, r.duration_ns as f64).with_class(class));
             }
         }
-        let measured = throughput_rows(ctx, &bed, &rx, lib, loader.prog());
+        let measured = throughput_rows(ctx, &bed, &rx, lib, Counted::Prog(loader.prog()));
         let stopped = loader.stop(Duration::from_secs(10))?;
         rows.extend(measured?);
         ensure!(stopped.exit_code == 0, "{lib} exited with {}: {}", stopped.exit_code, stopped.stderr);
@@ -194,14 +192,22 @@ impl UseCase for JitterGen {
 
     fn references(&self, ctx: &Ctx) -> Result<Vec<Row>> {
         let mut rows = Vec::new();
-        // The floor of the host throughput: a TC program that drops everything.
+        // The floors of the host throughput: a TC program that drops everything; and no TC
+        // program, the egress dropping everything in a pfifo of length 0, the frames counted
+        // by the router's forwarded datagrams. netem, the other reference on the wire, is not
+        // in the host kernel (and the guest's emulated time gives no throughput).
         {
             let bed = Bed::new("jgm-ref")?;
-            let rx = throughput::Receiver::prepare(&bed.mid, "mid0")?;
+            let rx = throughput::Receiver::prepare_router(&bed.mid, "mid0")?;
             let shot = bpf::load_constant(bpf::BPF_PROG_TYPE_SCHED_CLS, "empty_shot", bpf::TC_ACT_SHOT)?;
             let egress = bed.mid.ifindex(Bed::EGRESS)?;
-            let _link = bed.mid.run_in(|| bpf::attach_tcx_egress(&shot, egress))??;
-            rows.extend(throughput_rows(ctx, &bed, &rx, EMPTY_TC, &shot)?);
+            {
+                let _link = bed.mid.run_in(|| bpf::attach_tcx_egress(&shot, egress))??;
+                rows.extend(throughput_rows(ctx, &bed, &rx, EMPTY_TC, Counted::Prog(&shot))?);
+            }
+            bed.mid.exec("tc", &["qdisc", "replace", "dev", Bed::EGRESS, "root", "pfifo", "limit", "0"])?;
+            let forwarded = throughput::Forwarded::open(&bed.mid)?;
+            rows.extend(throughput_rows(ctx, &bed, &rx, NO_TC, Counted::Packets(&|| forwarded.count()))?);
         }
         if ctx.warming_up() {
             return Ok(rows);

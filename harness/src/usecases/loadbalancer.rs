@@ -205,14 +205,11 @@ impl UseCase for LoadBalancer {
         let args = ["--config", path.to_str().context("UTF-8 path")?, "--stats-interval-ms", "0"];
         let mut rows = Vec::new();
 
-        // Load and attach, ctx.reps times: time to ready, verifier and JIT statistics, memory.
+        // Load and attach: time to ready (the median of load::STARTS_PER_REP starts), verifier
+        // and JIT statistics, memory.
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
-            let (mut running, ms) = load::start(imp, &args, &bed.balancer)?;
-            rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));
-            rows.extend(load::program_rows(imp, running.ready_pid().context("no pid in ready")?, rep)?);
-            let status = running.stop(STOP_TIMEOUT)?;
-            ensure!(status.success(), "{lib} exited with {status} on SIGINT");
+            rows.extend(load::load_rows(imp, rep, || load::start(imp, &args, &bed.balancer))?);
         }
 
         // One instance for the per-packet and traffic measurements.

@@ -18,7 +18,7 @@ use crate::netns::{NetNs, VethConfig, VethPair};
 use crate::packetfilter::Filter;
 use crate::process::Implementation;
 use crate::reference::XdpFilter;
-use crate::throughput::Receiver;
+use crate::throughput::{Counted, Receiver};
 use crate::traffic;
 use super::latency_rows;
 
@@ -26,7 +26,7 @@ pub struct PacketFilter;
 
 const USECASE: &str = "packetfilter";
 const SENDER_IF: &str = "veth-s";
-const FILTER_IF: &str = "veth-f";
+pub const FILTER_IF: &str = "veth-f";
 const SENDER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const FILTER_HOST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const ECHO_PORT: u16 = 7777;
@@ -117,7 +117,7 @@ impl Bed {
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
             let cpu_before = loader.map(|pid| Ok::<_, anyhow::Error>((load::cpu_time(pid)?, Instant::now()))).transpose()?;
-            let sample = self.rx.measure(&self.sender, self.veth.a.ifindex, &frame, prog, duration)?;
+            let sample = self.rx.measure(&self.sender, self.veth.a.ifindex, &frame, Counted::Prog(prog), duration)?;
             rows.extend(sample.rows(USECASE, lib, rep));
             if let (Some(pid), Some((cpu, started))) = (loader, cpu_before) {
                 let cpu = load::cpu_time(pid)? - cpu;
@@ -143,7 +143,8 @@ impl Bed {
     }
 }
 
-fn write_config(dir: &std::path::Path) -> Result<PathBuf> {
+/// Writes the bench configuration into `dir/inputs`.
+pub fn write_config(dir: &std::path::Path) -> Result<PathBuf> {
     let path = dir.join("inputs").join("packetfilter-bench.yml");
     std::fs::create_dir_all(path.parent().expect("has a parent"))?;
     std::fs::write(&path, bench_config()).with_context(|| format!("writing {}", path.display()))?;
@@ -166,14 +167,11 @@ impl UseCase for PacketFilter {
         let args = ["--config", config.to_str().context("UTF-8 path")?, "--iface", FILTER_IF];
         let mut rows = Vec::new();
 
-        // Load and attach, ctx.reps times: time to ready, verifier and JIT statistics, memory.
+        // Load and attach: time to ready (the median of load::STARTS_PER_REP starts), verifier
+        // and JIT statistics, memory.
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
-            let (mut running, ms) = load::start(imp, &args, &bed.filter)?;
-            rows.push(Row::new(USECASE, lib, "load_attach_ms", "ms", rep, ms));
-            rows.extend(load::program_rows(imp, running.ready_pid().context("no pid in ready")?, rep)?);
-            let status = running.stop(Duration::from_secs(10))?;
-            ensure!(status.success(), "{lib} exited with {status} on SIGINT");
+            rows.extend(load::load_rows(imp, rep, || load::start(imp, &args, &bed.filter))?);
         }
 
         // One instance for the per-packet and traffic measurements.
