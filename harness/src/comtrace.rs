@@ -845,7 +845,7 @@ pub fn sizes() -> Result<Vec<Size>> {
     }
     let path = crate::process::workspace_dir().join("scenarios/comtrace/workload.yaml");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: File = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let file: File = yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
     ensure!(!file.sizes.is_empty() && file.sizes.len() <= 10, "{}: 1 to 10 sizes", path.display());
     Ok(file.sizes)
 }

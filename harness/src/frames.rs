@@ -529,7 +529,7 @@ mod tests {
     use pnet::packet::Packet;
 
     fn yaml(s: &str) -> FrameSpec {
-        serde_yaml::from_str(s).unwrap()
+        yaml_serde::from_str(s).unwrap()
     }
 
     #[test]
@@ -600,7 +600,7 @@ mod tests {
         let f = yaml("ipv4: {src: 10.0.0.1}\ntruncate: 33").build().unwrap();
         assert_eq!(f.len(), 33);
         assert!(yaml("ipv4: {src: 10.0.0.1}\ntruncate: 3000").build().is_err());
-        assert!(serde_yaml::from_str::<FrameSpec>("ipv4: {src: 10.0.0.1, bogus: 1}").is_err());
+        assert!(yaml_serde::from_str::<FrameSpec>("ipv4: {src: 10.0.0.1, bogus: 1}").is_err());
         assert!(yaml("ipv4: {src: 10.0.0.1}\narp: {}").build().is_err());
     }
 }

@@ -770,7 +770,7 @@ impl Vectors {
     pub fn load() -> Result<Vectors> {
         let path = Self::path();
         let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
     pub fn packet_count(&self) -> usize {

@@ -496,7 +496,7 @@ pub struct Case {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// A loadbalancer `config.yml` without `listenInterface`; backends given by MAC.
-    pub config: serde_yaml::Value,
+    pub config: yaml_serde::Value,
     pub packets: Vec<PacketVector>,
     /// Flows derived from the case's first `tx_new` packet (other source address and port),
     /// each sent twice: as a SYN (`tx_new` to the predicted backend), then as an ACK (`tx_conn`
@@ -517,7 +517,7 @@ pub struct PacketVector {
 impl Vectors {
     pub fn load(path: &Path) -> Result<Vectors> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let v: Vectors = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let v: Vectors = yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         v.check().with_context(|| format!("checking {}", path.display()))?;
         Ok(v)
     }
@@ -580,7 +580,7 @@ impl Case {
                 .with_context(|| format!("case `{}`: config is not a mapping", self.name))?
                 .insert("listenInterface".into(), iface.into());
         }
-        Ok(serde_yaml::to_string(&config)?)
+        Ok(yaml_serde::to_string(&config)?)
     }
 
     /// The first packet that opens a flow (a TCP frame with verdict `tx_new`).
@@ -1423,7 +1423,7 @@ cases:
     packets:
       - {name: p, frame: {tcp: {src: 10.0.0.1, dst: 10.0.0.100}}, expect: pass, verdict: pass_other}
 "#;
-        let v: Vectors = serde_yaml::from_str(text).unwrap();
+        let v: Vectors = yaml_serde::from_str(text).unwrap();
         let e = v.check().unwrap_err();
         assert!(format!("{e:#}").contains("reference model says tx_new"), "{e:#}");
     }

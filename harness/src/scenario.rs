@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use bpfeval_shared::packetfilter::{abi, Config, Family, ListKind, Ruleset};
 use serde::{Deserialize, Serialize};
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use crate::frames::{self, FrameSpec};
 
@@ -143,7 +143,7 @@ impl Vectors {
     /// Reads and checks a vectors file (see [`Vectors::check`]).
     pub fn load(path: &Path) -> Result<Vectors> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let v: Vectors = serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let v: Vectors = yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         v.check().with_context(|| format!("checking {}", path.display()))?;
         Ok(v)
     }
@@ -217,7 +217,7 @@ impl Case {
                 .with_context(|| format!("case `{}`: config has no `rules` mapping", self.name))?;
             rules.insert(Value::from("interface"), Value::from(iface));
         }
-        Ok(serde_yaml::to_string(&config)?)
+        Ok(yaml_serde::to_string(&config)?)
     }
 }
 
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn verdict_names_follow_the_abi() {
         for v in Verdict::ALL {
-            let yaml = serde_yaml::to_string(&v).unwrap();
+            let yaml = yaml_serde::to_string(&v).unwrap();
             assert_eq!(yaml.trim(), v.name());
         }
     }
@@ -310,7 +310,7 @@ cases:
     packets:
       - {name: p, frame: {ipv4: {src: 10.0.0.1}}, expect: pass, verdict: pass_default}
 "#;
-        let v: Vectors = serde_yaml::from_str(text).unwrap();
+        let v: Vectors = yaml_serde::from_str(text).unwrap();
         let e = v.check().unwrap_err();
         assert!(format!("{e:#}").contains("reference model says drop_block"), "{e:#}");
     }
@@ -320,7 +320,7 @@ cases:
         let case = Case {
             name: "x".into(),
             description: None,
-            config: serde_yaml::from_str("rules: {ipv4: {default: block}}").unwrap(),
+            config: yaml_serde::from_str("rules: {ipv4: {default: block}}").unwrap(),
             packets: vec![],
         };
         let text = case.config_yaml(Some("veth0")).unwrap();

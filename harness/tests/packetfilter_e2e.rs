@@ -70,12 +70,12 @@ const FILLER: u32 = 20_000;
 
 /// `config` with `FILLER` /32s from `first` on appended to `rules.ipv4.block`.
 fn with_filler(config: &str, first: std::net::Ipv4Addr) -> String {
-    let mut v: serde_yaml::Value = serde_yaml::from_str(config).unwrap();
+    let mut v: yaml_serde::Value = yaml_serde::from_str(config).unwrap();
     let block = v["rules"]["ipv4"]["block"].as_sequence_mut().unwrap();
     for i in 0..FILLER {
         block.push(std::net::Ipv4Addr::from(u32::from(first) + i).to_string().into());
     }
-    serde_yaml::to_string(&v).unwrap()
+    yaml_serde::to_string(&v).unwrap()
 }
 
 /// A source, and what each config does with it (verdict, rule counted).

@@ -3,7 +3,8 @@
 //! | file | content |
 //! |---|---|
 //! | `results.csv` | one [`Row`] per line, header `usecase,lib,metric,class,unit,rep,value` |
-//! | `results.json` | [`Results`]: the same rows plus [`RunMeta`] |
+//! | `results.json` | [`Results`]: the same rows plus [`RunMeta`] (`meta.partial`: why data is missing) |
+//! | `meta.csv` | `key,value`: [`RunMeta`]'s created, git revision and partial (`true`/`false`, one `partial_reason` row per reason), for readers of the CSV |
 //! | `environment.json` | [`Environment`] |
 //! | `failures.json` | `[`[`Failure`]`]` |
 //! | `capabilities.json` | `[`[`Capability`]`]` |
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub const RESULTS_CSV: &str = "results.csv";
 pub const RESULTS_JSON: &str = "results.json";
+pub const META_CSV: &str = "meta.csv";
 pub const ENVIRONMENT_JSON: &str = "environment.json";
 pub const FAILURES_JSON: &str = "failures.json";
 pub const CAPABILITIES_JSON: &str = "capabilities.json";
@@ -84,6 +86,10 @@ pub struct RunMeta {
     /// Free-form settings of the run (scenario, repetitions, ...), as the harness sees fit.
     #[serde(default)]
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// Why this run's data is incomplete (interrupted, a stage that failed); empty when it is
+    /// complete. Written even when empty, so that a reader sees the run was checked.
+    #[serde(default)]
+    pub partial: Vec<String>,
 }
 
 impl RunMeta {
@@ -93,7 +99,13 @@ impl RunMeta {
             git_revision: git_revision(),
             command_line: std::env::args().collect(),
             settings,
+            partial: Vec::new(),
         }
+    }
+
+    /// Whether data the run set out to measure is missing.
+    pub fn is_partial(&self) -> bool {
+        !self.partial.is_empty()
     }
 }
 
@@ -349,6 +361,20 @@ pub fn write_csv(path: &Path, rows: &[Row]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// The tidy rows carry no metadata, so a reader of CSV files alone learns from this one
+/// whether the run is partial.
+fn write_meta_csv(path: &Path, meta: &RunMeta) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+    w.write_record(["key", "value"])?;
+    w.write_record(["created", meta.created.as_str()])?;
+    w.write_record(["git_revision", meta.git_revision.as_deref().unwrap_or("")])?;
+    w.write_record(["partial", if meta.is_partial() { "true" } else { "false" }])?;
+    for reason in &meta.partial {
+        w.write_record(["partial_reason", reason.as_str()])?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
+}
+
 pub fn read_csv(path: &Path) -> Result<Vec<Row>> {
     let mut r =
         csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
@@ -357,9 +383,10 @@ pub fn read_csv(path: &Path) -> Result<Vec<Row>> {
         .with_context(|| format!("reading {}", path.display()))
 }
 
-/// Writes `results.csv` and `results.json` into `dir`.
+/// Writes `results.csv`, `meta.csv` and `results.json` into `dir`.
 pub fn write_results(dir: &Path, meta: &RunMeta, rows: &[Row]) -> Result<()> {
     write_csv(&dir.join(RESULTS_CSV), rows)?;
+    write_meta_csv(&dir.join(META_CSV), meta)?;
     write_json(
         &dir.join(RESULTS_JSON),
         &Results {
@@ -587,6 +614,34 @@ mod tests {
         assert_eq!(json.meta, meta);
         assert_eq!(rows[2].reference(), Some("empty XDP program"));
         assert_eq!(rows[0].reference(), None);
+    }
+
+    #[test]
+    fn partial_run_says_so_in_json_and_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let complete = RunMeta::default();
+        write_results(dir.path(), &complete, &sample_rows()).unwrap();
+        let meta_csv = fs::read_to_string(dir.path().join(META_CSV)).unwrap();
+        assert!(meta_csv.contains("\npartial,false\n") && !meta_csv.contains("partial_reason"), "{meta_csv}");
+        let json = fs::read_to_string(dir.path().join(RESULTS_JSON)).unwrap();
+        assert!(json.contains("\"partial\": []"), "{json}");
+
+        let partial = RunMeta {
+            partial: vec!["interrupted by SIGINT during packetfilter/aya: repetition 2/5".into(), "a, \"quoted\" reason".into()],
+            ..Default::default()
+        };
+        write_results(dir.path(), &partial, &sample_rows()).unwrap();
+        let json: Results = read_json(&dir.path().join(RESULTS_JSON)).unwrap();
+        assert!(json.meta.is_partial());
+        assert_eq!(json.meta.partial, partial.partial);
+        let mut r = csv::Reader::from_path(dir.path().join(META_CSV)).unwrap();
+        let kv: Vec<(String, String)> = r.deserialize().collect::<Result<_, _>>().unwrap();
+        assert!(kv.contains(&("partial".into(), "true".into())), "{kv:?}");
+        let reasons: Vec<&str> = kv.iter().filter(|(k, _)| k == "partial_reason").map(|(_, v)| v.as_str()).collect();
+        assert_eq!(reasons, partial.partial);
+        // A results.json written before `partial` existed reads as complete.
+        let old: RunMeta = serde_json::from_str(r#"{"created": "", "git_revision": null, "command_line": []}"#).unwrap();
+        assert!(!old.is_partial());
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl Weights {
     /// otherwise silently weigh nothing); dimensions left out weigh 0.
     pub fn parse(text: &str, source: &str) -> Result<Weights> {
         let by_dimension: BTreeMap<String, f64> =
-            serde_yaml::from_str::<Option<BTreeMap<String, f64>>>(text)?.unwrap_or_default();
+            yaml_serde::from_str::<Option<BTreeMap<String, f64>>>(text)?.unwrap_or_default();
         let known: Vec<&str> = DIMENSIONS
             .iter()
             .map(|d| d.key)

@@ -2,7 +2,9 @@
 //! then the runtime repetitions (load, per-packet cost, traffic) interleaved across libraries
 //! and references after a warm-up round; then the report. An implementation that
 //! fails a stage is recorded with its error and the run goes on; the exit code says whether
-//! anything failed.
+//! anything failed. A run interrupted by SIGINT/SIGTERM stops measuring and still writes the
+//! report of what it measured; that report, and one with a failed stage, is marked partial
+//! (`meta.partial` in results.json, meta.csv, the HTML header and summary, report.md).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,28 +65,11 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
 
     let mut run = Run { dir: out.clone(), ..Default::default() };
     let mut versions = BTreeMap::new();
-    for usecase in &selected {
-        // Build and check every library first; then the runtime repetitions, interleaved.
-        let mut ready = Vec::new();
-        for lib in libs::LIBS {
-            if opts.libs.as_ref().is_some_and(|l| !l.iter().any(|x| x == lib.name)) {
-                continue;
-            }
-            let capability = lib.capability(workspace, usecase.name());
-            let present = capability.status.is_implemented();
-            run.capabilities.push(capability);
-            if !present {
-                continue;
-            }
-            let imp = Implementation::at(workspace, usecase.name(), lib.name);
-            versions.insert(lib.name.to_string(), measure::versions(workspace, &imp));
-            ready.extend(prepare(&ctx, usecase.as_ref(), &imp, &mut run));
-            ctx.check_interrupted()?;
-        }
-        interleave(&ctx, usecase.as_ref(), ready, &mut run)?;
-    }
+    // Interrupted (SIGINT/SIGTERM), the measurements stop; what they measured until then is
+    // still written and rendered, marked partial.
+    let stopped = measure_all(&ctx, workspace, opts, &selected, &mut run, &mut versions).err();
 
-    if run.capabilities.iter().any(|c| c.lib == "aya" && c.status.is_implemented()) {
+    if stopped.is_none() && run.capabilities.iter().any(|c| c.lib == "aya" && c.status.is_implemented()) {
         match measure::library::aya_btf_cost(&ctx) {
             Ok(findings) => run.findings.extend(findings),
             Err(e) => run.failures.push(failure("*", "aya", Stage::Measure, &e)),
@@ -100,16 +85,35 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     let (peak_kib, _) = peak_rss_kib();
     settings.insert("harness_peak_rss_kib".into(), peak_kib.into());
     settings.insert("harness_elapsed_s".into(), ctx.elapsed().as_secs().into());
-    run.meta = Some(RunMeta::new(settings));
+    let mut meta = RunMeta::new(settings);
+
+    let mut kernels_ok = true;
+    if let (Some(kernels), None) = (&opts.kernels, &stopped) {
+        let names: Vec<String> = selected.iter().map(|u| u.name().to_string()).collect();
+        ctx.step("kernel matrix");
+        match super::kernels::run(kernels, &names, opts.libs.as_deref().unwrap_or(&[]), &out) {
+            Ok(ok) => kernels_ok = ok,
+            Err(e) => {
+                meta.partial.push(format!("kernel matrix not made: {e:#}"));
+                kernels_ok = false;
+            }
+        }
+    }
+    // Also a signal during the kernel matrix, which does not poll for it.
+    let step = ctx.current_step();
+    match (ctx.interrupted_by(), &stopped) {
+        (Some(sig), _) => meta.partial.insert(0, format!("interrupted by {sig} during `{step}`; the steps after it did not run")),
+        (None, Some(e)) => meta.partial.insert(0, format!("stopped by an error during `{step}`: {e:#}")),
+        (None, None) => {}
+    }
+    meta.partial.extend(run.failures.iter().map(|f| {
+        format!("{}/{}: {} failed; the values that depend on it are missing (see Failures)", f.usecase, f.lib, f.stage.as_str())
+    }));
+    run.meta = Some(meta);
     run.histograms = Some(ctx.take_histograms());
     run.environment = Some(Environment::collect(versions));
     run.provenance = ctx.take_provenance();
     run.save(&out)?;
-    let mut kernels_ok = true;
-    if let Some(kernels) = &opts.kernels {
-        let names: Vec<String> = selected.iter().map(|u| u.name().to_string()).collect();
-        kernels_ok = super::kernels::run(kernels, &names, opts.libs.as_deref().unwrap_or(&[]), &out)?;
-    }
     let files = metrics::report::render(&out)?;
     point_latest(workspace, &out);
     // The whole run's peaks into the run's metadata: the harness process itself, and the
@@ -135,7 +139,48 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     for f in &run.failures {
         eprintln!("FAILED {} {} ({}): {}", f.usecase, f.lib, f.stage.as_str(), f.error);
     }
-    Ok(run.failures.is_empty() && kernels_ok)
+    let partial = &run.meta.as_ref().expect("set above").partial;
+    if !partial.is_empty() {
+        eprintln!("PARTIAL report {}:\n  {}", out.display(), partial.join("\n  "));
+    }
+    if let Some(e) = stopped {
+        return Err(e.context(format!("partial report written to {}", out.display())));
+    }
+    // A failed stage makes the run partial: success is a complete report.
+    Ok(partial.is_empty() && kernels_ok)
+}
+
+/// Per use case, source, build and conformance of every library, then the interleaved
+/// repetitions; an error only when the run must stop (interrupted).
+fn measure_all(
+    ctx: &Ctx,
+    workspace: &Path,
+    opts: &Options,
+    selected: &[Box<dyn UseCase>],
+    run: &mut Run,
+    versions: &mut BTreeMap<String, metrics::record::Implementation>,
+) -> Result<()> {
+    for usecase in selected {
+        // Build and check every library first; then the runtime repetitions, interleaved.
+        let mut ready = Vec::new();
+        for lib in libs::LIBS {
+            if opts.libs.as_ref().is_some_and(|l| !l.iter().any(|x| x == lib.name)) {
+                continue;
+            }
+            let capability = lib.capability(workspace, usecase.name());
+            let present = capability.status.is_implemented();
+            run.capabilities.push(capability);
+            if !present {
+                continue;
+            }
+            let imp = Implementation::at(workspace, usecase.name(), lib.name);
+            versions.insert(lib.name.to_string(), measure::versions(workspace, &imp));
+            ready.extend(prepare(ctx, usecase.as_ref(), &imp, run));
+            ctx.check_interrupted()?;
+        }
+        interleave(ctx, usecase.as_ref(), ready, run)?;
+    }
+    Ok(())
 }
 
 fn select(opts: &Options) -> Result<Vec<Box<dyn UseCase>>> {

@@ -7,7 +7,7 @@ pub mod load;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,10 @@ pub struct Ctx {
     /// The repetition being measured (0: the warm-up, whose rows are dropped); see [`Ctx::rep_range`].
     rep: AtomicU32,
     quiet: bool,
-    interrupted: Arc<AtomicBool>,
+    /// The signal that interrupted the run (0: none).
+    interrupted: Arc<AtomicUsize>,
+    /// The step in progress, for the partial report of an interrupted run.
+    current: Mutex<String>,
     /// The spinner of the step in progress (none with `--quiet`).
     spinner: Mutex<Option<ProgressBar>>,
     /// For the plain progress lines: when the run started, steps begun, steps expected.
@@ -46,11 +49,12 @@ pub struct Ctx {
 
 impl Ctx {
     /// Installs the SIGINT/SIGTERM flag: an interrupted run unwinds through its guards (which
-    /// remove namespaces and stop implementations) instead of dying with them in place.
+    /// remove namespaces and stop implementations) instead of dying with them in place, and
+    /// `harness run` still reports what it measured, marked partial.
     pub fn new(workspace: &Path, out: &Path, reps: u32, quick: bool, quiet: bool) -> Result<Ctx> {
-        let interrupted = Arc::new(AtomicBool::new(false));
+        let interrupted = Arc::new(AtomicUsize::new(0));
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, interrupted.clone())?;
+            signal_hook::flag::register_usize(sig, interrupted.clone(), sig as usize)?;
         }
         // --quick shortens each repetition, not their number: five are what a ranking needs.
         let reps = reps.max(1);
@@ -65,6 +69,7 @@ impl Ctx {
             rebuild: false,
             quiet,
             interrupted,
+            current: Mutex::new(String::new()),
             spinner: Mutex::new(None),
             started: Instant::now(),
             steps: AtomicUsize::new(0),
@@ -159,10 +164,25 @@ impl Ctx {
     }
 
     pub fn check_interrupted(&self) -> Result<()> {
-        if self.interrupted.load(Ordering::Relaxed) {
+        if self.interrupted_by().is_some() {
             bail!("interrupted");
         }
         Ok(())
+    }
+
+    /// The signal that interrupted the run, if one did.
+    pub fn interrupted_by(&self) -> Option<&'static str> {
+        match self.interrupted.load(Ordering::Relaxed) as i32 {
+            0 => None,
+            signal_hook::consts::SIGINT => Some("SIGINT"),
+            signal_hook::consts::SIGTERM => Some("SIGTERM"),
+            _ => Some("a signal"),
+        }
+    }
+
+    /// The step begun last ([`Ctx::step`]).
+    pub fn current_step(&self) -> String {
+        self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Scales a count down for `--quick`.
@@ -179,6 +199,7 @@ impl Ctx {
     /// remaining time: indicatif hides its bars there, which left such runs silent for minutes.
     /// The previous step's spinner is left as a finished line.
     pub fn step(&self, what: &str) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = what.to_string();
         let mut spinner = self.spinner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(done) = spinner.take() {
             done.finish();

@@ -82,7 +82,7 @@ fn wire_rows(ctx: &Ctx, o: &Outcome, lib: &str, rep: u32) -> Vec<Row> {
 /// between `minDelayMs` and `maxDelayMs` for jitter, `delayMs` for the matched share of a
 /// reorder and 0 for the rest, 0 for a drop (it delays nothing).
 fn configured_delays(sc: &jg::Scenario) -> Result<Vec<f64>> {
-    let config: serde_yaml::Value = serde_yaml::from_str(sc.config).with_context(|| format!("scenario {}", sc.name))?;
+    let config: yaml_serde::Value = yaml_serde::from_str(sc.config).with_context(|| format!("scenario {}", sc.name))?;
     let ms = |section: &str, key: &str| config[section][key].as_f64().with_context(|| format!("scenario {}: no {section}.{key}", sc.name));
     const N: usize = 1000;
     let quantile = |i: usize| (i as f64 + 0.5) / N as f64;

@@ -66,7 +66,7 @@ fn declared(dir: &Path) -> Declared {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Declared { status: Status::Native, note: String::new(), patches: Vec::new() };
     };
-    match serde_yaml::from_str::<Declared>(&text) {
+    match yaml_serde::from_str::<Declared>(&text) {
         Ok(d) => {
             // A broken declaration is a bug in the repository: no report with a made-up status.
             let lib_dir = dir.parent().unwrap_or(dir);

@@ -15,11 +15,11 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> Result<(T, String), InputError>
 
 /// Deserializes `text`; `path` is only used in error messages.
 pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, InputError> {
-    serde_yaml::from_str(text).map_err(|e| error(path, &e))
+    yaml_serde::from_str(text).map_err(|e| error(path, &e))
 }
 
-/// serde_yaml says where (`rules.ipv4: unknown field ...`); keep its path as the field.
-pub fn error(path: &Path, e: &serde_yaml::Error) -> InputError {
+/// yaml_serde says where (`rules.ipv4: unknown field ...`); keep its path as the field.
+pub fn error(path: &Path, e: &yaml_serde::Error) -> InputError {
     let msg = e.to_string();
     match msg.split_once(": ") {
         Some((field, reason)) if !field.contains(' ') && !field.is_empty() => InputError::in_file(path, field, reason),

@@ -163,6 +163,9 @@ fn describe(run: &Run) -> String {
         if let Some(g) = &meta.git_revision {
             parts.push(format!("git `{g}`"));
         }
+        if meta.is_partial() {
+            parts.push(format!("**partial**: {}", meta.partial.join("; ")));
+        }
     }
     parts.join(", ")
 }

@@ -57,6 +57,8 @@ figure { margin: 0; }
 figure svg { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; }
 figcaption { color: var(--muted); font-size: 13px; }
 pre { margin: 0; max-height: 16em; overflow: auto; white-space: pre-wrap; font-size: 13px; }
+.partial { border: 2px solid #a40e26; border-radius: 6px; padding: 8px 14px; color: #a40e26; background: #fff5f5; }
+.partial ul { margin: 4px 0; }
 footer { margin-top: 48px; color: var(--muted); font-size: 13px; }
 "#;
 
@@ -80,8 +82,18 @@ fn write_page(
     run: &Run,
     svgs: &BTreeMap<String, String>,
 ) -> std::fmt::Result {
-    h.push_str(&head("bpf-eval report"));
-    writeln!(h, "<header>\n<h1>bpf-eval report</h1>")?;
+    if report.partial.is_empty() {
+        h.push_str(&head("bpf-eval report"));
+        writeln!(h, "<header>\n<h1>bpf-eval report</h1>")?;
+    } else {
+        h.push_str(&head("bpf-eval report (partial)"));
+        writeln!(h, "<header>\n<h1>bpf-eval report (partial)</h1>")?;
+        writeln!(h, "<div class=\"partial\" id=\"partial\"><b>{}</b>\n<ul>", esc(model::PARTIAL_HEADER))?;
+        for reason in &report.partial {
+            writeln!(h, "<li>{}</li>", esc(reason))?;
+        }
+        writeln!(h, "</ul></div>")?;
+    }
     let mut meta = Vec::new();
     if let Some(c) = &report.created {
         meta.push(format!("recorded {}", esc(c)));
@@ -107,7 +119,7 @@ fn write_page(
         run.failures.len()
     )?;
 
-    write_summary(h, &report.overview, svgs)?;
+    write_summary(h, report, svgs)?;
     write_environment(h, run)?;
     write_capabilities(h, report, run)?;
     for u in &report.usecases {
@@ -367,10 +379,14 @@ fn write_figure(
 
 fn write_summary(
     h: &mut String,
-    o: &Overview,
+    report: &Report,
     svgs: &BTreeMap<String, String>,
 ) -> std::fmt::Result {
+    let o = &report.overview;
     writeln!(h, "<section id=\"summary\">\n<h2>Summary: which library leads where</h2>")?;
+    if !report.partial.is_empty() {
+        writeln!(h, "<p class=\"partial\"><a href=\"#partial\">{}</a></p>", esc(model::PARTIAL_SUMMARY))?;
+    }
     writeln!(h, "<p class=\"note\">{}</p>", esc(&model::ranking_legend()))?;
     if let Some(c) = &o.across {
         write_figure(h, c, svgs)?;

@@ -75,7 +75,7 @@ fn esc(s: &str) -> String {
 /// Curated findings (`metric: kernels`) about a use case and library that did not pass somewhere.
 fn findings(cells: &[Cell]) -> Vec<crate::record::Finding> {
     let all: Vec<crate::record::Finding> =
-        serde_yaml::from_str(include_str!("../../findings.yaml")).unwrap_or_default();
+        yaml_serde::from_str(include_str!("../../findings.yaml")).unwrap_or_default();
     all.into_iter()
         .filter(|f| f.metric == "kernels")
         .filter(|f| {

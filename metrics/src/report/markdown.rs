@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::model::{self, Cell, Report, UseCase};
-use super::overview::{self, Overview};
+use super::overview;
 use crate::fmt;
 use crate::record::Run;
 
@@ -24,7 +24,15 @@ pub fn render(report: &Report, run: &Run) -> String {
 }
 
 fn write_doc(h: &mut String, report: &Report, run: &Run) -> std::fmt::Result {
-    writeln!(h, "# bpf-eval report\n")?;
+    if report.partial.is_empty() {
+        writeln!(h, "# bpf-eval report\n")?;
+    } else {
+        writeln!(h, "# bpf-eval report (partial)\n\n> **{}**\n>", model::PARTIAL_HEADER)?;
+        for reason in &report.partial {
+            writeln!(h, "> - {reason}")?;
+        }
+        writeln!(h)?;
+    }
     let mut meta = Vec::new();
     if let Some(c) = &report.created {
         meta.push(format!("Recorded {c}"));
@@ -34,7 +42,7 @@ fn write_doc(h: &mut String, report: &Report, run: &Run) -> std::fmt::Result {
     }
     meta.push("data: [results.csv](results.csv), [index.html](index.html)".into());
     writeln!(h, "{}\n", meta.join(" · "))?;
-    write_summary(h, &report.overview)?;
+    write_summary(h, report)?;
 
     writeln!(h, "## Environment\n")?;
     match &run.environment {
@@ -236,8 +244,13 @@ fn image(h: &mut String, c: &model::PlannedChart) -> std::fmt::Result {
     writeln!(h, "![{}](plots/{}.png)\n", c.chart.title(), c.stem)
 }
 
-fn write_summary(h: &mut String, o: &Overview) -> std::fmt::Result {
-    writeln!(h, "## Summary: which library leads where\n\n{}\n", model::ranking_legend())?;
+fn write_summary(h: &mut String, report: &Report) -> std::fmt::Result {
+    let o = &report.overview;
+    writeln!(h, "## Summary: which library leads where\n")?;
+    if !report.partial.is_empty() {
+        writeln!(h, "**⚠ {}**\n", model::PARTIAL_SUMMARY)?;
+    }
+    writeln!(h, "{}\n", model::ranking_legend())?;
     if let Some(c) = &o.across {
         image(h, c)?;
     }

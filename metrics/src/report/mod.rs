@@ -415,6 +415,42 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_run_says_so_in_header_and_summary() {
+        let tmp = tempfile::tempdir().unwrap();
+        let reason = "interrupted by SIGINT during packetfilter/libbpf-rs: repetition 3/5 <later steps did not run>";
+        let mut run = fixture_run(1.0);
+        run.meta.as_mut().unwrap().partial = vec![reason.into()];
+        run.save(tmp.path()).unwrap();
+        let out = render(tmp.path()).unwrap();
+        let html = fs::read_to_string(&out.html).unwrap();
+        let header = &html[html.find("<header>").unwrap()..html.find("</header>").unwrap()];
+        assert!(html.contains("<title>bpf-eval report (partial)</title>"));
+        assert!(header.contains("<h1>bpf-eval report (partial)</h1>") && header.contains(model::PARTIAL_HEADER), "{header}");
+        assert!(header.contains(&format!("<li>{}</li>", esc_for_test(reason))), "{header}");
+        let summary = &html[html.find("<section id=\"summary\">").unwrap()..];
+        assert!(summary[..summary.find("</section>").unwrap()].contains(model::PARTIAL_SUMMARY));
+        let md = fs::read_to_string(&out.markdown).unwrap();
+        assert!(md.starts_with("# bpf-eval report (partial)") && md.contains(&format!("> - {reason}")));
+        let md_summary = &md[md.find("## Summary").unwrap()..md.find("## Environment").unwrap()];
+        assert!(md_summary.contains(model::PARTIAL_SUMMARY));
+        // compare names the partial side.
+        let b = tmp.path().join("b");
+        fixture_run(1.0).save(&b).unwrap();
+        compare(tmp.path(), &b).unwrap();
+        assert!(fs::read_to_string(b.join(COMPARE_MD)).unwrap().contains(&format!("**partial**: {reason}")));
+
+        // A complete run says nothing of the kind.
+        let complete = tmp.path().join("complete");
+        fixture_run(1.0).save(&complete).unwrap();
+        let html = fs::read_to_string(render(&complete).unwrap().html).unwrap();
+        assert!(!html.contains("(partial)") && !html.contains(model::PARTIAL_SUMMARY));
+    }
+
+    fn esc_for_test(s: &str) -> String {
+        s.replace('<', "&lt;").replace('>', "&gt;")
+    }
+
+    #[test]
     fn compare_finds_what_moved() {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));

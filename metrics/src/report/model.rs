@@ -60,6 +60,8 @@ pub fn series_label(metric: &str, class: Option<&str>) -> String {
 pub struct Report {
     pub created: Option<String>,
     pub git_revision: Option<String>,
+    /// Why the run's data is incomplete ([`crate::record::RunMeta::partial`]); empty when complete.
+    pub partial: Vec<String>,
     pub usecases: Vec<UseCase>,
     /// Use cases × libraries, for the capability matrix.
     pub matrix_usecases: Vec<String>,
@@ -141,6 +143,13 @@ impl MetricRow {
 }
 
 /// The legend of the tables' ranking, with the test.
+/// The header's word on a partial run, before its reasons.
+pub const PARTIAL_HEADER: &str = "Partial report: this run did not measure everything it set out to; \
+     values are missing where a stage did not run or failed.";
+/// The summary's word on a partial run.
+pub const PARTIAL_SUMMARY: &str = "Partial data: the rankings below compare only what this run \
+     measured before it stopped or where a stage failed (reasons in the header).";
+
 pub fn ranking_legend() -> String {
     format!(
         "★ leads: the best median and every library not significantly worse than it (↓ lower \
@@ -271,6 +280,7 @@ pub fn build(run: &Run, weights: &crate::weights::Weights) -> Report {
             .map(|m| m.created.clone())
             .filter(|c| !c.is_empty()),
         git_revision: run.meta.as_ref().and_then(|m| m.git_revision.clone()),
+        partial: run.meta.as_ref().map(|m| m.partial.clone()).unwrap_or_default(),
         usecases: usecases_built,
         matrix_usecases: usecases.clone(),
         matrix_libs: run_libs,

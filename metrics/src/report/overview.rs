@@ -327,7 +327,7 @@ fn explains(f: &Finding, usecase: &str, metric: &str) -> bool {
 /// (and, when the finding names libraries, one of them). A finding for use case `*` applies to
 /// each; `{usecase}` in its evidence is that use case's name.
 fn findings(usecases: &[UseCase], run: &Run) -> Vec<Finding> {
-    let curated: Vec<Finding> = serde_yaml::from_str(CURATED_FINDINGS).unwrap_or_default();
+    let curated: Vec<Finding> = yaml_serde::from_str(CURATED_FINDINGS).unwrap_or_default();
     let mut out = Vec::new();
     for u in usecases {
         let for_this = |f: &&Finding| f.usecase == u.name || f.usecase == "*";
@@ -367,7 +367,7 @@ mod tests {
 
     #[test]
     fn curated_findings_parse() {
-        let _: Vec<Finding> = serde_yaml::from_str(CURATED_FINDINGS).unwrap();
+        let _: Vec<Finding> = yaml_serde::from_str(CURATED_FINDINGS).unwrap();
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `bpfeval-shared` for the RedBPF loaders.
 //!
-//! RedBPF needs Rust 1.59; `bpfeval-shared` (clap 4, serde_yaml 0.9, let-else) needs today's
+//! RedBPF needs Rust 1.59; `bpfeval-shared` (clap 4, yaml_serde 0.10, let-else) needs today's
 //! Rust, so a RedBPF loader cannot link it. This crate gives the RedBPF loaders the same API
 //! the Aya and libbpf-rs loaders use — `<usecase>::{Backend, LoadParams, run, abi}`,
 //! `cli::XdpMode` — and `run` hands the backend to the real `bpfeval_shared::<usecase>::run`,

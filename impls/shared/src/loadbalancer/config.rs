@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 use super::abi;
 use crate::InputError;
@@ -225,7 +225,7 @@ fn parse_backend(value: &Value, field: &str) -> Result<ServerSpec, (String, Stri
         Value::String(text) => Ok(ServerSpec { addr: addr_of(text, field)?, weight: 1, field: field.into() }),
         Value::Mapping(_) => {
             let raw: RawBackend =
-                serde_yaml::from_value(value.clone()).map_err(|e| (field.to_string(), e.to_string()))?;
+                yaml_serde::from_value(value.clone()).map_err(|e| (field.to_string(), e.to_string()))?;
             let addr = match (&raw.mac, &raw.ip) {
                 (Some(mac), None) => ServerAddr::Mac(parse_mac(mac).map_err(|r| (format!("{field}.mac"), r))?),
                 (None, Some(ip)) => match addr_of(ip, &format!("{field}.ip"))? {
@@ -274,7 +274,7 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 }
 
 fn show(v: &Value) -> String {
-    serde_yaml::to_string(v).map(|s| s.trim().to_string()).unwrap_or_else(|_| format!("{v:?}"))
+    yaml_serde::to_string(v).map(|s| s.trim().to_string()).unwrap_or_else(|_| format!("{v:?}"))
 }
 
 #[cfg(test)]

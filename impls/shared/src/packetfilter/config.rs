@@ -69,8 +69,8 @@ struct RawRules {
 #[serde(deny_unknown_fields)]
 struct RawFamily {
     default: Option<Action>,
-    allow: Option<Vec<serde_yaml::Value>>,
-    block: Option<Vec<serde_yaml::Value>>,
+    allow: Option<Vec<yaml_serde::Value>>,
+    block: Option<Vec<yaml_serde::Value>>,
 }
 
 /// One rule, with the config path it came from (`rules.ipv4.block[3]`) for reports.
@@ -151,7 +151,7 @@ impl Config {
     }
 }
 
-fn parse_entry(value: &serde_yaml::Value, family: Family) -> Result<IpNet, String> {
+fn parse_entry(value: &yaml_serde::Value, family: Family) -> Result<IpNet, String> {
     let text = value.as_str().ok_or_else(|| format!("expected an address or prefix as a string, found {value:?}"))?;
     let net: IpNet = match text.parse::<IpNet>() {
         Ok(net) => net,
