@@ -81,11 +81,11 @@ fn from_conformance(report: Result<ConformanceReport>) -> (String, String) {
 /// Checks one implementation on the running kernel.
 pub fn check(imp: &Implementation, f: &Features) -> Cell {
     let (status, detail) = match imp.usecase.as_str() {
-        "packetfilter" => from_conformance(crate::packetfilter::conformance_report(imp)),
-        "loadbalancer" => from_conformance(crate::loadbalancer::conformance_report(imp)),
+        "packetfilter" => from_conformance(crate::usecases::packetfilter::bed::conformance_report(imp)),
+        "loadbalancer" => from_conformance(crate::usecases::loadbalancer::bed::conformance_report(imp)),
         "jittergen" if !f.skb_set_tstamp => (LACKS_FEATURE.into(), "bpf_skb_set_tstamp needs 5.18".into()),
         "jittergen" => {
-            let (s, d) = from_conformance(crate::jittergen::conformance_report(imp));
+            let (s, d) = from_conformance(crate::usecases::jittergen::bed::conformance_report(imp));
             // netlink clsact is the implementations' designed fallback where TCX is missing.
             if s == PASS && !f.tcx {
                 (s, format!("{d}; no TCX (needs 6.6): attached through netlink clsact"))
@@ -102,7 +102,7 @@ pub fn check(imp: &Implementation, f: &Features) -> Cell {
 }
 
 fn lsmbpf(imp: &Implementation) -> (String, String) {
-    match crate::lsmbpf::guest_scenario(imp, 0) {
+    match crate::usecases::lsmbpf::bed::guest_scenario(imp, 0) {
         Err(e) => (FAILS_TO_LOAD.into(), first_relevant(&format!("{e:#}"))),
         Ok(r) => {
             let wrong: Vec<String> = r
@@ -125,7 +125,7 @@ fn lsmbpf(imp: &Implementation) -> (String, String) {
 
 /// comtrace: byte-exact records of the standard workload's real connections.
 fn comtrace(imp: &Implementation) -> (String, String) {
-    use crate::comtrace as ct;
+    use crate::usecases::comtrace::bed as ct;
     let run = || -> Result<(String, String)> {
         let bed = ct::Bed::new(&format!("kct-{}", imp.lib))?;
         let mut tracer = match ct::Tracer::start(imp, &["--stats-interval-ms", "0"], Duration::from_secs(60)) {

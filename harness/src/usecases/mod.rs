@@ -1,5 +1,7 @@
 //! The five use cases as the harness sees them: what is implemented where, how to check it,
-//! how to measure it, and which reference points it is compared against.
+//! how to measure it, and which reference points it is compared against. Each use case is a
+//! folder: `<usecase>/bed.rs`, its test bed (tests and guest binaries use it too), and
+//! `<usecase>/mod.rs`, its bench.
 
 pub mod comtrace;
 pub mod jittergen;

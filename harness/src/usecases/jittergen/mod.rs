@@ -5,6 +5,8 @@
 //! library, for netem configured the same way in the same guest, for no qdisc at all, and the
 //! configured values themselves (`ref:configured`).
 
+pub mod bed;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ use metrics::record::Row;
 use super::UseCase;
 use crate::bpf;
 use crate::frames::{FrameSpec, Ipv4Spec};
-use crate::jittergen::{self as jg, Bed, Loader, Outcome};
+use bed::{self as jg, Bed, Loader, Outcome};
 use crate::throughput;
 use crate::measure::{load, Ctx};
 use crate::process::{Implementation, TempDir};

@@ -3,6 +3,8 @@
 //! through the filter — for each library and for two references measured the same way: an
 //! empty XDP program (the floor) and xdp-filter from xdp-tools.
 
+pub mod bed;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,7 +17,7 @@ use crate::bpf::{self, Prog};
 use crate::frames::FrameSpec;
 use crate::measure::{load, Ctx};
 use crate::netns::{NetNs, VethConfig, VethPair};
-use crate::packetfilter::Filter;
+use bed::Filter;
 use crate::process::Implementation;
 use crate::reference::XdpFilter;
 use crate::throughput::Receiver;
@@ -156,7 +158,7 @@ impl UseCase for PacketFilter {
     }
 
     fn conformance(&self, _ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>> {
-        crate::packetfilter::conformance(imp)
+        bed::conformance(imp)
     }
 
     fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {

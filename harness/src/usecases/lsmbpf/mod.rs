@@ -1,15 +1,17 @@
 //! lsmbpf in the harness. The host kernel has no BPF LSM, so conformance and measurements run
-//! the scenario of [`crate::lsmbpf`] in the VM guest: the decision matrix (one row per chroot
+//! the scenario of [`bed`] in the VM guest: the decision matrix (one row per chroot
 //! case), the cost of chroot("/") with the program over without it (a ratio from one guest:
 //! absolute times under TCG are emulated), the loader's load and attach times (emulated too:
 //! compare libraries, not kernels), and the verifier's statistics of the program as the guest
 //! kernel saw them. Source and build metrics come from the generic steps of `run`.
 
+pub mod bed;
+
 use anyhow::{Context, Result};
 use metrics::record::Row;
 
 use super::UseCase;
-use crate::lsmbpf::{self, Report, USECASE};
+use bed::{self as lsmbpf, Report, USECASE};
 use crate::measure::Ctx;
 use crate::process::Implementation;
 

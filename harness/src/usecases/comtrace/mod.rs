@@ -5,6 +5,8 @@
 //! loader's CPU use; and the program's cost per invocation from kernel BPF statistics. The
 //! reference point is the same workload with no tracer at all.
 
+pub mod bed;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,7 @@ use metrics::record::Row;
 
 use super::{latency_rows, UseCase};
 use crate::bpf::{self, Prog};
-use crate::comtrace::{self as ct, Driven, Load, Tracer};
+use bed::{self as ct, Driven, Load, Tracer};
 use crate::measure::{load, Ctx};
 use crate::netns::NetNs;
 use crate::process::Implementation;
