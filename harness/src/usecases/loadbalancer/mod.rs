@@ -1,10 +1,10 @@
 //! loadbalancer in the harness: the conformance vectors, and a bench on the bridge test bed
-//! (`harness::usecases::loadbalancer::bed::Bed`, native XDP) that measures load time, verifier
-//! statistics, per-packet cost by packet class, connections per second with the spread over the
-//! backends, connection and request latency, the loader's CPU use, and how many open connections
-//! move when the backend set changes or the balancer restarts — for each library and for two
-//! references: the same clients talking to one backend directly, and an empty XDP program (the
-//! floor of `test_run_ns`).
+//! ([`bed::Bed`], native XDP) that measures load time, verifier statistics,
+//! per-packet cost by packet class, connections per second with the spread over the backends,
+//! connection and request latency, the loader's CPU use, and how many open connections move
+//! when the backend set changes or the balancer restarts — for each library and for two
+//! references: the same clients talking to one backend directly, and an empty XDP program
+//! (the floor of `test_run_ns`).
 
 pub mod bed;
 
