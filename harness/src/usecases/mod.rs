@@ -94,10 +94,14 @@ pub fn latency_rows(ctx: &Ctx, usecase: &str, lib: &str, name: &str, rep: u32, m
         .into()
 }
 
+/// The use cases, in report order: metrics' list (the report renders without the harness), each
+/// with its entry in [`by_name`].
+pub const NAMES: &[&str] = metrics::catalogue::USECASES;
+
 pub fn all() -> Vec<Box<dyn UseCase>> {
-    ["packetfilter", "loadbalancer", "jittergen", "comtrace", "lsmbpf"]
-        .into_iter()
-        .filter_map(by_name)
+    NAMES
+        .iter()
+        .map(|n| by_name(n).unwrap_or_else(|| panic!("use case `{n}` (metrics::catalogue::USECASES) has no entry in usecases::by_name")))
         .collect()
 }
 
