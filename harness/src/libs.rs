@@ -1,8 +1,10 @@
 //! The libraries of the comparison, in report order, and everything the harness knows about
 //! each: its language, where its kernel programs come from, how and where its implementations
 //! build, which toolchains to record, or why it cannot be built here. Every stage (the run
-//! loop, the capability matrix, build metrics, environment versions) reads [`LIBS`]; adding a
-//! library is one entry here, its `impls/<lib>/<usecase>/` packages and the Makefile's lists.
+//! loop, the capability matrix, build metrics, environment versions, `make build` through
+//! `harness impls`) reads [`LIBS`]; adding a library is one entry here and its
+//! `impls/<lib>/<usecase>/` packages, plus its name in the report's order
+//! (`metrics::catalogue::LIBRARIES`, which cannot read this crate; a test checks they agree).
 
 use std::path::{Path, PathBuf};
 
@@ -188,7 +190,7 @@ mod tests {
     #[test]
     fn shared_c_kernels_exist() {
         let workspace = crate::process::workspace_dir();
-        for usecase in ["packetfilter", "loadbalancer", "jittergen", "comtrace", "lsmbpf"] {
+        for usecase in crate::usecases::NAMES {
             let dir = get("libbpf-rs").kernel_dir(&workspace, usecase);
             assert!(dir.join(format!("{usecase}.bpf.c")).is_file(), "{}", dir.display());
         }
