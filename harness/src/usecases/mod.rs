@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use metrics::record::{Row, Status};
 
+use crate::kernels::Features;
 use crate::measure::Ctx;
 use crate::process::Implementation;
 
@@ -32,6 +33,10 @@ pub trait UseCase {
     /// The same runtime metrics of the reference points (rows with `lib = ref:<name>`), for the
     /// repetitions of [`Ctx::rep_range`].
     fn references(&self, ctx: &Ctx) -> Result<Vec<Row>>;
+
+    /// Its cell of the kernel matrix ([`crate::kernels`]) on the running kernel, a VM guest's or
+    /// the host's: status (`kernels::PASS`, …) and detail.
+    fn on_kernel(&self, imp: &Implementation, f: &Features) -> (String, String);
 
     /// Whether a warm-up round precedes the counted ones (not for the VM guest, whose times
     /// are emulated and whose every boot is a fresh machine).

@@ -17,6 +17,7 @@ use metrics::record::Row;
 use super::UseCase;
 use crate::bpf;
 use crate::frames::{FrameSpec, Ipv4Spec};
+use crate::kernels::{self, Features};
 use bed::{self as jg, Bed, Loader, Outcome};
 use crate::throughput;
 use crate::measure::{load, Ctx};
@@ -226,5 +227,18 @@ impl UseCase for JitterGen {
         let outcomes = jg::run_in_guest(&guest_binary()?, &[], true)?;
         rows.extend(guest_rows(ctx, &outcomes, None)?);
         Ok(rows)
+    }
+
+    fn on_kernel(&self, imp: &Implementation, f: &Features) -> (String, String) {
+        if !f.skb_set_tstamp {
+            return (kernels::LACKS_FEATURE.into(), "bpf_skb_set_tstamp needs 5.18".into());
+        }
+        let (s, d) = kernels::from_conformance(jg::conformance_report(imp));
+        // netlink clsact is the implementations' designed fallback where TCX is missing.
+        if s == kernels::PASS && !f.tcx {
+            (s, format!("{d}; no TCX (needs 6.6): attached through netlink clsact"))
+        } else {
+            (s, d)
+        }
     }
 }

@@ -19,6 +19,7 @@ use metrics::record::Row;
 use super::{latency_rows, UseCase};
 use crate::bpf::{self, Prog};
 use crate::frames::{FrameSpec, Ipv4Spec};
+use crate::kernels::{self, Features};
 use bed::{self as lb, Balancer, Bed, Held, TcpFrame, VIP4, VIP6};
 use crate::measure::{load, Ctx};
 use crate::process::Implementation;
@@ -261,5 +262,9 @@ impl UseCase for LoadBalancer {
         let _link = pair.receiver.run_in(|| bpf::attach_xdp(&tx, pair.veth.b.ifindex))??;
         rows.extend(throughput_rows(ctx, &pair, EMPTY, &tx)?);
         Ok(rows)
+    }
+
+    fn on_kernel(&self, imp: &Implementation, _f: &Features) -> (String, String) {
+        kernels::from_conformance(lb::conformance_report(imp))
     }
 }

@@ -15,6 +15,7 @@ use metrics::record::Row;
 use super::UseCase;
 use crate::bpf::{self, Prog};
 use crate::frames::FrameSpec;
+use crate::kernels::{self, Features};
 use crate::measure::{load, Ctx};
 use crate::netns::{NetNs, VethConfig, VethPair};
 use bed::Filter;
@@ -219,5 +220,9 @@ impl UseCase for PacketFilter {
         rows.extend(bed.pps_rows(ctx, XDP_FILTER, &prog, None)?);
         rows.extend(bed.latency_rows(ctx, XDP_FILTER)?);
         Ok(rows)
+    }
+
+    fn on_kernel(&self, imp: &Implementation, _f: &Features) -> (String, String) {
+        kernels::from_conformance(bed::conformance_report(imp))
     }
 }
