@@ -84,10 +84,13 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
         interleave(&ctx, usecase.as_ref(), ready, &mut run)?;
     }
 
-    if run.capabilities.iter().any(|c| c.lib == "aya" && c.status.is_implemented()) {
-        match measure::library::aya_btf_cost(&ctx) {
-            Ok(findings) => run.findings.extend(findings),
-            Err(e) => run.failures.push(failure("*", "aya", Stage::Measure, &e)),
+    for lib in libs::LIBS {
+        let Some(own_costs) = lib.own_costs else { continue };
+        if run.capabilities.iter().any(|c| c.lib == lib.name && c.status.is_implemented()) {
+            match own_costs(&ctx) {
+                Ok(findings) => run.findings.extend(findings),
+                Err(e) => run.failures.push(failure("*", lib.name, Stage::Measure, &e)),
+            }
         }
     }
 
