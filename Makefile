@@ -2,9 +2,13 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-# Every implementation, as <usecase>-<lib>; each is a cargo package of that name.
-IMPLS := packetfilter-aya packetfilter-libbpf-rs packetfilter-libbpf loadbalancer-aya loadbalancer-libbpf-rs loadbalancer-libbpf jittergen-aya jittergen-libbpf-rs jittergen-libbpf comtrace-aya comtrace-libbpf-rs comtrace-libbpf lsmbpf-aya lsmbpf-libbpf-rs lsmbpf-libbpf lsmbpf-redbpf packetfilter-cilium-ebpf loadbalancer-cilium-ebpf jittergen-cilium-ebpf comtrace-cilium-ebpf lsmbpf-cilium-ebpf
+# Every implementation is a cargo package <usecase>-<lib>. Which exist and which cargo workspace
+# builds each is the library registry's (harness/src/libs.rs): `harness impls` lists them.
+HARNESS := target/release/harness
 IMPLS_DIR := target/impls
+# $(call install-impls,DIR): the binaries of the packages in $$impls, from DIR to target/impls.
+install-impls = mkdir -p $(IMPLS_DIR) && for i in $$impls; do install -m 0755 $(1)/$$i $(IMPLS_DIR)/$$i || exit 1; done && \
+	echo "built:" $$(printf -- '$(IMPLS_DIR)/%s ' $$impls)
 CARGO_FLAGS := --release --locked
 
 .PHONY: all setup build run test clean
@@ -13,28 +17,30 @@ all: build
 setup:
 	@scripts/setup.sh
 
-# Release builds of every implementation, copied to target/impls/<usecase>-<lib>, and the harness.
-# `cargo fetch` first: the libbpf (C) build scripts read `cargo metadata --offline`, which needs
-# every crate of Cargo.lock (also dev-dependencies) downloaded, not only those this build compiles.
-build:
+# The harness first: it names the implementations to build. `cargo fetch` before any build: the
+# libbpf (C) build scripts read `cargo metadata --offline`, which needs every crate of Cargo.lock
+# (also dev-dependencies) downloaded, not only those a build compiles.
+.PHONY: build-harness
+build-harness:
 	cargo fetch --locked
-	cargo build $(CARGO_FLAGS) $(addprefix -p ,$(IMPLS)) -p harness -p aya-btf-cost
-	@mkdir -p $(IMPLS_DIR)
-	@for i in $(IMPLS); do install -m 0755 target/release/$$i $(IMPLS_DIR)/$$i; done
-	@echo "built: $(addprefix $(IMPLS_DIR)/,$(IMPLS))"
+	cargo build $(CARGO_FLAGS) -p harness
+
+# Release builds of every implementation of the root workspace, copied to
+# target/impls/<usecase>-<lib>, and aya's loader cost tool.
+build: build-harness build-redbpf
+	impls="$$($(HARNESS) impls)" && test -n "$$impls" && \
+	cargo build $(CARGO_FLAGS) $$(printf -- '-p %s ' $$impls) -p aya-btf-cost && \
+	$(call install-impls,target/release)
 
 # RedBPF implementations: their own workspace, toolchain (impls/redbpf/rust-toolchain: Rust 1.59)
 # and vendored crates (offline), set up by impls/redbpf/setup.sh; see impls/redbpf/README.md.
-REDBPF_IMPLS := packetfilter-redbpf loadbalancer-redbpf comtrace-redbpf jittergen-redbpf
-.PHONY: build-redbpf
-build: build-redbpf
 # One cargo per package: each loader enables only its use case's part of the shared bridge,
 # which one cargo building several loaders would unify.
-build-redbpf:
-	cd impls/redbpf && for p in $(REDBPF_IMPLS); do cargo build $(CARGO_FLAGS) --offline -p $$p || exit 1; done
-	@mkdir -p $(IMPLS_DIR)
-	@for i in $(REDBPF_IMPLS); do install -m 0755 impls/redbpf/target/release/$$i $(IMPLS_DIR)/$$i; done
-	@echo "built: $(addprefix $(IMPLS_DIR)/,$(REDBPF_IMPLS))"
+.PHONY: build-redbpf
+build-redbpf: build-harness
+	impls="$$($(HARNESS) impls --workspace impls/redbpf)" && test -n "$$impls" && \
+	for p in $$impls; do (cd impls/redbpf && cargo build $(CARGO_FLAGS) --offline -p $$p) || exit 1; done && \
+	$(call install-impls,impls/redbpf/target/release)
 
 run: setup build
 	cargo run $(CARGO_FLAGS) -p harness -- run all --kernels 5.10,6.1,6.12,7.2,host

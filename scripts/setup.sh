@@ -168,6 +168,8 @@ command -v rustup >/dev/null || { log "rustup is missing: this machine kind ship
 # The user-side toolchain is pinned in rust-toolchain.toml; rustup installs it on first use,
 # do it here so a build does not pay for it silently.
 rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install "$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)" --profile minimal
+# Each library's toolchain is named here, not read from harness/src/libs.rs: set-up runs before
+# the harness can be built (the registry's `costs` name the files these steps record).
 # Aya's toolchain: each step is timed when it runs, into target/toolchain-cost/ (the harness
 # reports it as toolchain_install_s / toolchain_build_s, like RedBPF's from impls/redbpf/setup.sh).
 # --time-toolchains reinstalls both (and RedBPF's) to time them on a machine set up before.

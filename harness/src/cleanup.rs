@@ -22,17 +22,9 @@ use serde_json::Value;
 use crate::bpf::{self, Prog};
 use crate::netns::{self, XdpAttachment};
 
-/// Kernel names of the programs the implementations and the harness attach.
-pub const OUR_PROGRAMS: &[&str] = &[
-    "packetfilter",
-    "loadbalancer",
-    "jittergen",
-    "comtrace",
-    "lsmbpf",
-    "empty_pass",
-    "empty_drop",
-    "lb_peer_pass",
-];
+/// Kernel names of the programs the harness attaches; the implementations' are named after
+/// their use case ([`crate::usecases::NAMES`]).
+pub const HARNESS_PROGRAMS: &[&str] = &["empty_pass", "empty_drop", "lb_peer_pass"];
 
 /// The mark of our qemu guests' kernel command line (see `vm.rs`).
 const GUEST_MARK: &str = "BPFEVAL-GUEST=";
@@ -118,8 +110,9 @@ fn held_programs() -> BTreeSet<u32> {
 /// The name of program `id` if it is one of ours.
 fn our_program(id: u32) -> Option<String> {
     let name = Prog::from_id(id).ok()?.info().ok()?.name;
-    OUR_PROGRAMS
+    crate::usecases::NAMES
         .iter()
+        .chain(HARNESS_PROGRAMS)
         .any(|n| bpf::name_matches(&name, n))
         .then_some(name)
 }

@@ -50,7 +50,7 @@ impl Features {
 }
 
 /// The first line of `text` that says why a load failed (the verifier's or loader's), else its first line.
-fn first_relevant(text: &str) -> String {
+pub fn first_relevant(text: &str) -> String {
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let keys = ["invalid", "unknown func", "verifier", "permission", "not supported", "error", "failed"];
     lines
@@ -61,7 +61,8 @@ fn first_relevant(text: &str) -> String {
         .unwrap_or_default()
 }
 
-fn from_conformance(report: Result<ConformanceReport>) -> (String, String) {
+/// A cell's status and detail from a conformance run on this kernel.
+pub fn from_conformance(report: Result<ConformanceReport>) -> (String, String) {
     let report = match report {
         Ok(r) => r,
         Err(e) => return (FAILS_TO_LOAD.into(), first_relevant(&format!("{e:#}"))),
@@ -78,72 +79,14 @@ fn from_conformance(report: Result<ConformanceReport>) -> (String, String) {
     (WRONG_RESULTS.into(), format!("{} mismatches: {}", report.mismatches.len(), shown.join("; ")))
 }
 
-/// Checks one implementation on the running kernel.
+/// Checks one implementation on the running kernel: what its use case checks there
+/// ([`crate::usecases::UseCase::on_kernel`]).
 pub fn check(imp: &Implementation, f: &Features) -> Cell {
-    let (status, detail) = match imp.usecase.as_str() {
-        "packetfilter" => from_conformance(crate::packetfilter::conformance_report(imp)),
-        "loadbalancer" => from_conformance(crate::loadbalancer::conformance_report(imp)),
-        "jittergen" if !f.skb_set_tstamp => (LACKS_FEATURE.into(), "bpf_skb_set_tstamp needs 5.18".into()),
-        "jittergen" => {
-            let (s, d) = from_conformance(crate::jittergen::conformance_report(imp));
-            // netlink clsact is the implementations' designed fallback where TCX is missing.
-            if s == PASS && !f.tcx {
-                (s, format!("{d}; no TCX (needs 6.6): attached through netlink clsact"))
-            } else {
-                (s, d)
-            }
-        }
-        "lsmbpf" if !f.bpf_lsm => (LACKS_FEATURE.into(), "BPF LSM not active (needs CONFIG_BPF_LSM and lsm=…,bpf)".into()),
-        "lsmbpf" => lsmbpf(imp),
-        "comtrace" => comtrace(imp),
-        other => (NOT_BUILT.into(), format!("no check for use case {other}")),
+    let (status, detail) = match crate::usecases::by_name(&imp.usecase) {
+        Some(usecase) => usecase.on_kernel(imp, f),
+        None => (NOT_BUILT.into(), format!("no check for use case {}", imp.usecase)),
     };
     Cell { usecase: imp.usecase.clone(), lib: imp.lib.clone(), kernel: f.release.clone(), status, detail, host: String::new() }
-}
-
-fn lsmbpf(imp: &Implementation) -> (String, String) {
-    match crate::lsmbpf::guest_scenario(imp, 0) {
-        Err(e) => (FAILS_TO_LOAD.into(), first_relevant(&format!("{e:#}"))),
-        Ok(r) => {
-            let wrong: Vec<String> = r
-                .cases
-                .iter()
-                .filter(|c| !c.pass())
-                .map(|c| format!("{}: chroot {} expected errno {}, got {}", c.name, c.target, c.expected, c.observed))
-                .collect();
-            let fired = r.phase("enforce").map(|p| p.counter("calls") > 0).unwrap_or(false);
-            if !fired {
-                (WRONG_RESULTS.into(), "the hook never ran".into())
-            } else if wrong.is_empty() {
-                (PASS.into(), format!("{} chroot cases", r.cases.len()))
-            } else {
-                (WRONG_RESULTS.into(), wrong.join("; "))
-            }
-        }
-    }
-}
-
-/// comtrace: byte-exact records of the standard workload's real connections.
-fn comtrace(imp: &Implementation) -> (String, String) {
-    use crate::comtrace as ct;
-    let run = || -> Result<(String, String)> {
-        let bed = ct::Bed::new(&format!("kct-{}", imp.lib))?;
-        let mut tracer = match ct::Tracer::start(imp, &["--stats-interval-ms", "0"], Duration::from_secs(60)) {
-            Ok(t) => t,
-            Err(e) => return Ok((FAILS_TO_LOAD.into(), first_relevant(&format!("{e:#}")))),
-        };
-        let truth = bed.workload()?.run()?;
-        let records = ct::wait_for(&mut tracer, &truth.expected, Duration::from_secs(20));
-        let problems = ct::check(&truth, &records);
-        let _ = tracer.stop(Duration::from_secs(10));
-        Ok(if problems.is_empty() {
-            (PASS.into(), format!("{} sockets byte-exact", truth.expected.len()))
-        } else {
-            let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
-            (WRONG_RESULTS.into(), format!("{} of {} sockets wrong: {}", problems.len(), truth.expected.len(), shown.join("; ")))
-        })
-    };
-    run().unwrap_or_else(|e| (WRONG_RESULTS.into(), format!("the check did not run: {}", first_relevant(&format!("{e:#}")))))
 }
 
 /// Every implementation of `usecases` × `libs` in `dir` (not-built cells for missing binaries).

@@ -12,27 +12,22 @@
 //! * [`libs`]: the libraries of the comparison and what the harness knows about each.
 //! * [`vm`]: the VM guest runner (Debian 6.1 under qemu TCG) for what the host kernel lacks.
 //! * [`objects`]: every implementation's built kernel objects, and what their disassembly calls.
-//! * [`packetfilter`]: packetfilter-specific helpers (verdict counters, a running filter, the
-//!   conformance run).
+//! * [`usecases`]: one folder per use case, `usecases/<usecase>/`: its test bed (`bed.rs`: e.g.
+//!   packetfilter's verdict counters, a running filter, the conformance run), which the tests,
+//!   the guest binaries and the bench share, and its bench (`mod.rs`, the [`usecases::UseCase`]).
 //!
-//! The `harness` command line builds on these with [`measure`], [`reference`] and
-//! [`usecases`] (written with the CLI).
+//! The `harness` command line builds on these with [`measure`] and [`reference`].
 
 pub mod bpf;
 pub mod cleanup;
-pub mod comtrace;
 pub mod conformance;
 pub mod frames;
-pub mod jittergen;
 pub mod kernels;
 pub mod libs;
-pub mod loadbalancer;
 pub mod lock;
-pub mod lsmbpf;
 pub mod measure;
 pub mod netns;
 pub mod objects;
-pub mod packetfilter;
 pub mod process;
 pub mod reference;
 pub mod scenario;

@@ -1,8 +1,10 @@
 //! The libraries of the comparison, in report order, and everything the harness knows about
 //! each: its language, where its kernel programs come from, how and where its implementations
 //! build, which toolchains to record, or why it cannot be built here. Every stage (the run
-//! loop, the capability matrix, build metrics, environment versions) reads [`LIBS`]; adding a
-//! library is one entry here, its `impls/<lib>/<usecase>/` packages and the Makefile's lists.
+//! loop, the capability matrix, build metrics, environment versions, `make build` through
+//! `harness impls`) reads [`LIBS`]; adding a library is one entry here and its
+//! `impls/<lib>/<usecase>/` packages, plus its name in the report's order
+//! (`metrics::catalogue::LIBRARIES`, which cannot read this crate; a test checks they agree).
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +24,9 @@ pub struct Library {
     /// `toolchain_install_s`, `toolchain_build_s` and `toolchain_vendor_s` not listed are 0 (a
     /// distribution package installed with the rest, or no such step).
     pub costs: &'static [(&'static str, &'static str)],
+    /// Costs of the library's own recommended path, measured in isolation once per run that
+    /// measures one of its implementations: findings the report cites ([`crate::measure::library`]).
+    pub own_costs: Option<fn(&crate::measure::Ctx) -> anyhow::Result<Vec<metrics::record::Finding>>>,
 }
 
 /// Where a library's kernel programs live.
@@ -71,6 +76,7 @@ pub const LIBS: &[Library] = &[
             ("toolchain_install_s", "target/toolchain-cost/aya_nightly_install_s"),
             ("toolchain_build_s", "target/toolchain-cost/bpf_linker_build_s"),
         ],
+        own_costs: Some(crate::measure::library::aya_btf_cost),
     },
     Library {
         name: "libbpf-rs",
@@ -79,6 +85,7 @@ pub const LIBS: &[Library] = &[
         build: Build::Root,
         tools: &[CLANG],
         costs: &[],
+        own_costs: None,
     },
     Library {
         name: "libbpf",
@@ -87,6 +94,7 @@ pub const LIBS: &[Library] = &[
         build: Build::Root,
         tools: &[CLANG, Tool::Command { label: "cc (user side)", program: "cc", args: &["--version"], strip: "" }],
         costs: &[],
+        own_costs: None,
     },
     Library {
         name: "redbpf",
@@ -103,6 +111,7 @@ pub const LIBS: &[Library] = &[
             ("toolchain_build_s", "impls/redbpf/target/toolchain-cost/cargo_bpf_build_s"),
             ("toolchain_vendor_s", "impls/redbpf/target/toolchain-cost/vendor_s"),
         ],
+        own_costs: None,
     },
     Library {
         name: "cilium-ebpf",
@@ -114,6 +123,7 @@ pub const LIBS: &[Library] = &[
         tools: &[CLANG, Tool::DebianPins { lock: "impls/cilium-ebpf/debs.lock" }],
         // Go and the library's sources from Debian, fetched and unpacked by its setup.sh.
         costs: &[("toolchain_install_s", "target/toolchain-cost/cilium-ebpf")],
+        own_costs: None,
     },
     Library {
         name: "libbpfgo",
@@ -124,6 +134,7 @@ pub const LIBS: &[Library] = &[
         },
         tools: &[],
         costs: &[],
+        own_costs: None,
     },
 ];
 
@@ -188,7 +199,7 @@ mod tests {
     #[test]
     fn shared_c_kernels_exist() {
         let workspace = crate::process::workspace_dir();
-        for usecase in ["packetfilter", "loadbalancer", "jittergen", "comtrace", "lsmbpf"] {
+        for usecase in crate::usecases::NAMES {
             let dir = get("libbpf-rs").kernel_dir(&workspace, usecase);
             assert!(dir.join(format!("{usecase}.bpf.c")).is_file(), "{}", dir.display());
         }

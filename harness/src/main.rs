@@ -49,7 +49,7 @@ enum Cmd {
         /// Use cases (default: all).
         #[arg(long, value_delimiter = ',')]
         usecases: Vec<String>,
-        /// Libraries (default: aya, libbpf-rs, redbpf).
+        /// Libraries (default: every library of the registry).
         #[arg(long, value_delimiter = ',')]
         libs: Vec<String>,
         /// The run directory that gets kernels.csv.
@@ -62,6 +62,13 @@ enum Cmd {
         runs: Vec<PathBuf>,
         #[arg(long, default_value = "reports/merged")]
         out: PathBuf,
+    },
+    /// The implementations' packages (`<usecase>-<lib>`) that build in one cargo workspace, one a
+    /// line, from the library registry: what `make build` builds.
+    Impls {
+        /// The cargo workspace, relative to the repository (RedBPF's: impls/redbpf).
+        #[arg(long, default_value = ".")]
+        workspace: PathBuf,
     },
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
@@ -94,6 +101,12 @@ fn main() -> ExitCode {
         Cmd::Compare { a, b, out, .. } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
         Cmd::Kernels { kernels, usecases, libs, out } => cmd::kernels::run(&kernels, &usecases, &libs, &out),
         Cmd::Merge { runs, out } => cmd::kernels::merge(&runs, &out),
+        Cmd::Impls { workspace: dir } => {
+            harness::measure::build::packages_in(&workspace, &workspace.join(dir)).map(|packages| {
+                println!("{}", packages.join("\n"));
+                true
+            })
+        }
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Lock { cmd } => harness::lock::acquire().and_then(|_held| {

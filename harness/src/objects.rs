@@ -14,9 +14,6 @@ use crate::libs::{Build, LIBS};
 /// `e_machine` of a BPF object (include/uapi/linux/elf-em.h).
 pub const EM_BPF: u16 = 247;
 
-/// The five use cases, in report order.
-pub const USECASES: &[&str] = &["packetfilter", "loadbalancer", "jittergen", "comtrace", "lsmbpf"];
-
 /// One kernel object of one implementation.
 #[derive(Debug, Clone)]
 pub struct KernelObject {
@@ -97,7 +94,7 @@ pub fn of_implementation(workspace: &Path, usecase: &str, lib: &str) -> Result<V
 pub fn all(workspace: &Path) -> Result<Vec<KernelObject>> {
     let mut objects = Vec::new();
     let mut missing = Vec::new();
-    for usecase in USECASES {
+    for usecase in crate::usecases::NAMES {
         for lib in LIBS {
             if !lib.source_dir(workspace, usecase).join("Cargo.toml").exists() {
                 continue;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use bpfeval_shared::comtrace::table;
 use harness::bpf;
-use harness::comtrace::{self as ct, Bed, Expected, Tracer, Truth};
+use harness::usecases::comtrace::bed::{self as ct, Bed, Expected, Tracer, Truth};
 use harness::process::{Implementation, TempDir};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -137,7 +137,7 @@ fn duration_flag(lib: &str) {
     assert_eq!(code, 0, "{lib}: -d 1: exit code; stderr: {}", tracer.running.stderr());
     assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(6), "{lib}: -d 1 took {took:?}");
     assert!(events.ends_with(&["stats".into(), "exit".into()]), "{lib}: -d 1: lines {events:?}");
-    assert!(harness::packetfilter::wait_prog_gone(tracer.prog_id, Duration::from_secs(5)), "{lib}: program still loaded");
+    assert!(harness::usecases::packetfilter::bed::wait_prog_gone(tracer.prog_id, Duration::from_secs(5)), "{lib}: program still loaded");
 }
 
 fn bad_input(lib: &str) {

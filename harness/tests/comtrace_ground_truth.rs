@@ -1,8 +1,8 @@
-//! comtrace against ground truth, per library. A tracer runs (with `-o FILE`) while the
-//! standard workload (`harness::comtrace::Bed::workload`) makes 40 TCP connections — IPv4 and
-//! IPv6, on a namespace's loopback and over a veth between two namespaces, empty to 1 MB in
-//! either direction, either end closing first, held 0 to 150 ms — from four forked agents with
-//! their own PIDs and command names. Then:
+//! comtrace against ground truth, per library. A tracer runs (with `-o FILE`) while the standard
+//! workload (`harness::usecases::comtrace::bed::Bed::workload`) makes 40 TCP connections — IPv4 and
+//! IPv6, on a namespace's loopback and over a veth between two namespaces, empty to 1 MB in either
+//! direction, either end closing first, held 0 to 150 ms — from four forked agents with their own
+//! PIDs and command names. Then:
 //!
 //! 1. each of the 80 sockets is reported exactly once, with its owner's PID and command, its
 //!    addresses and ports, the exact payload bytes each way, and birth and close times inside
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use bpfeval_shared::comtrace::table;
 use harness::bpf;
-use harness::comtrace::{self as ct, Bed, Tracer};
+use harness::usecases::comtrace::bed::{self as ct, Bed, Tracer};
 use harness::process::{Implementation, TempDir};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,7 +71,7 @@ fn run(imp: &Implementation, bed: &Bed) -> Result<()> {
     ensure!(stats["events_lost"] == 0 && stats["untracked"] == 0, "final stats: {stats}");
     let all = tracer.records();
     ensure!(stats["connections"] == all.len(), "final stats count {} connections, {} conn lines", stats["connections"], all.len());
-    ensure!(harness::packetfilter::wait_prog_gone(prog_id, Duration::from_secs(5)), "program {prog_id} still loaded after exit");
+    ensure!(harness::usecases::packetfilter::bed::wait_prog_gone(prog_id, Duration::from_secs(5)), "program {prog_id} still loaded after exit");
 
     let text = std::fs::read_to_string(&table_path)?;
     let rows: Vec<&str> = text.lines().collect();

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use harness::jittergen as jg;
+use harness::usecases::jittergen::bed as jg;
 use harness::process::Implementation;
 
 fn conformance(lib: &str) {

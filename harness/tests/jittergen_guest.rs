@@ -1,7 +1,7 @@
-//! jittergen on the wire, in the VM guest (Debian 6.1 under qemu TCG: fq and netem as modules,
-//! no TCX, so the programs attach through netlink clsact): per library, every scenario of
-//! `harness::jittergen::scenarios` — jitter with and without order, reorder, drop, IPv6, TCP —
-//! checked against its configuration (delay bounds and spread, reordering exactly when
+//! jittergen on the wire, in the VM guest (Debian 6.1 under qemu TCG: fq and netem as modules, no
+//! TCX, so the programs attach through netlink clsact): per library, every scenario of
+//! `harness::usecases::jittergen::bed::scenarios` — jitter with and without order, reorder, drop,
+//! IPv6, TCP — checked against its configuration (delay bounds and spread, reordering exactly when
 //! configured, unmatched traffic untouched), and the qdiscs restored after every exit, also
 //! a classless root with its options and the error path of a failed attach.
 //!
@@ -14,7 +14,7 @@
 
 use std::sync::Mutex;
 
-use harness::jittergen as jg;
+use harness::usecases::jittergen::bed as jg;
 use harness::process::Implementation;
 
 /// One guest at a time.

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use harness::jittergen::{self as jg, Bed, Loader, StreamSpec};
+use harness::usecases::jittergen::bed::{self as jg, Bed, Loader, StreamSpec};
 use harness::process::{Implementation, TempDir};
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);

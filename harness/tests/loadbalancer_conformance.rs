@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 
 use harness::bpf;
-use harness::loadbalancer::{self as lb, Vectors};
+use harness::usecases::loadbalancer::bed::{self as lb, Vectors};
 use harness::process::Implementation;
 
 fn preflight(lib: &str) -> Implementation {
@@ -20,8 +20,9 @@ fn preflight(lib: &str) -> Implementation {
     Implementation::require(lb::USECASE, lib)
 }
 
-/// Every vector and sweep flow, every check of `harness::loadbalancer::conformance_report`;
-/// all mismatches are reported together.
+/// Every vector and sweep flow, every check of
+/// `harness::usecases::loadbalancer::bed::conformance_report`; all mismatches are reported
+/// together.
 fn conformance(lib: &str) {
     let imp = preflight(lib);
     let report = lb::conformance_report(&imp).unwrap_or_else(|e| panic!("{lib}: {e:#}"));

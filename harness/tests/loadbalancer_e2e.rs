@@ -2,8 +2,8 @@
 //!
 //! client, balancer and three backends in their own namespaces on one bridge (in a `switch`
 //! namespace); the VIPs on each backend's `lo` (arp_ignore=1, arp_announce=2); native XDP on the
-//! balancer, with what native `XDP_TX` on veth needs (see `harness::loadbalancer`). Every backend
-//! answers each request with its name, so the client sees which backend served it.
+//! balancer, with what native `XDP_TX` on veth needs (see `harness::usecases::loadbalancer::bed`).
+//! Every backend answers each request with its name, so the client sees which backend served it.
 //!
 //! 1. 10,000 IPv4 connections (two requests each) to the VIP: every one completes on one backend,
 //!    none is reset, and the spread over the two configured backends (one by MAC, one by IP
@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use harness::bpf;
-use harness::loadbalancer::{self as lb, Balancer, Bed, Held, VIP4, VIP6};
+use harness::usecases::loadbalancer::bed::{self as lb, Balancer, Bed, Held, VIP4, VIP6};
 use harness::netns::XdpAttachment;
 use harness::process::{Implementation, TempDir};
 

@@ -1,11 +1,11 @@
 //! lsmbpf in the VM guest (the host kernel has no BPF LSM): one guest boot per library runs the
-//! scenario of `harness::lsmbpf` and every test here judges one part of its report. Each test
-//! checks first that `bpf` is an active LSM and that the hook ran, since an LSM program attached
-//! while the BPF LSM is inactive silently does nothing.
+//! scenario of `harness::usecases::lsmbpf::bed` and every test here judges one part of its report.
+//! Each test checks first that `bpf` is an active LSM and that the hook ran, since an LSM program
+//! attached while the BPF LSM is inactive silently does nothing.
 
 use std::sync::OnceLock;
 
-use harness::lsmbpf::{self, Phase, Report, PROBE_COMM};
+use harness::usecases::lsmbpf::bed::{self as lsmbpf, Phase, Report, PROBE_COMM};
 use harness::process::Implementation;
 
 /// The report of `lib`'s scenario, computed by the first test that asks (a failed boot fails

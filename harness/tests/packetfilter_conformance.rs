@@ -15,7 +15,7 @@ use anyhow::Result;
 use harness::bpf;
 use harness::frames::FrameSpec;
 use harness::netns::{NetNs, VethPair};
-use harness::packetfilter::{self as pf, Counters, Filter};
+use harness::usecases::packetfilter::bed::{self as pf, Counters, Filter};
 use harness::process::{Implementation, TempDir};
 use harness::scenario::{Vectors, Verdict};
 
@@ -34,8 +34,8 @@ fn test_network(prefix: &str) -> Result<(NetNs, VethPair)> {
     pf::test_network(prefix)
 }
 
-/// Every vector, every check of `harness::packetfilter::conformance_report`; all mismatches
-/// are reported together.
+/// Every vector, every check of `harness::usecases::packetfilter::bed::conformance_report`; all
+/// mismatches are reported together.
 fn conformance(lib: &str) {
     let imp = preflight(lib);
     let report = pf::conformance_report(&imp).unwrap_or_else(|e| panic!("{lib}: {e:#}"));

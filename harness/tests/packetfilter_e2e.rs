@@ -25,7 +25,7 @@ use bpfeval_shared::packetfilter::Config;
 use harness::bpf;
 use harness::frames::{self, FrameSpec};
 use harness::netns::{NetNs, VethConfig, VethPair, XdpAttachment};
-use harness::packetfilter::{self as pf, Counters, Filter};
+use harness::usecases::packetfilter::bed::{self as pf, Counters, Filter};
 use harness::process::{Implementation, TempDir};
 use harness::scenario::{self, Verdict};
 use harness::traffic::{Capture, Sender};

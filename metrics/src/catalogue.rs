@@ -188,6 +188,7 @@ pub fn dimension(metric: &str) -> Option<&'static Dimension> {
 }
 
 /// The use cases and libraries under study, in report order; others sort after them by name.
+/// The harness' list of use cases is this one (`harness::usecases::NAMES`).
 pub const USECASES: &[&str] = &[
     "packetfilter",
     "loadbalancer",

@@ -1,13 +1,13 @@
-//! Runs jittergen's wire scenarios (`harness::jittergen::scenarios`) inside the VM guest, whose
-//! kernel has fq and netem: for each implementation given with `--impl LIB=PATH`, every
-//! scenario and the qdisc restore checks; with `--references`, each scenario through netem
+//! Runs jittergen's wire scenarios (`harness::usecases::jittergen::bed::scenarios`) inside the VM
+//! guest, whose kernel has fq and netem: for each implementation given with `--impl LIB=PATH`,
+//! every scenario and the qdisc restore checks; with `--references`, each scenario through netem
 //! configured the same way and through nothing. One JSON line (`Outcome`) per run on stdout.
-//! `harness::jittergen::run_in_guest` boots the guest and reads them.
+//! `harness::usecases::jittergen::bed::run_in_guest` boots the guest and reads them.
 
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use harness::jittergen::{self as jg, Outcome};
+use harness::usecases::jittergen::bed::{self as jg, Outcome};
 use harness::process::Implementation;
 
 fn emit(o: &Outcome) {

@@ -1,8 +1,9 @@
 //! Runs the lsmbpf scenario inside the VM guest and prints its report as one JSON line
-//! (see `harness::lsmbpf`): `lsmbpf-guest <implementation binary> <lib> <bench iterations>`.
+//! (see `harness::usecases::lsmbpf::bed`):
+//! `lsmbpf-guest <implementation binary> <lib> <bench iterations>`.
 
 use anyhow::{Context, Result};
-use harness::lsmbpf::{guest_scenario, USECASE};
+use harness::usecases::lsmbpf::bed::{guest_scenario, USECASE};
 use harness::process::Implementation;
 
 fn main() -> Result<()> {

@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use harness::kernels::{self, Cell};
-
-const USECASES: &[&str] = &["packetfilter", "loadbalancer", "jittergen", "comtrace", "lsmbpf"];
+use harness::usecases::NAMES as USECASES;
 
 /// Runs the matrix and writes `<out>/kernels.csv`; true when every cell passed or the kernel
 /// lacks the feature (the matrix is the answer, not a failure).

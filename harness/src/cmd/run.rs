@@ -69,10 +69,13 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     // still written and rendered, marked partial.
     let stopped = measure_all(&ctx, workspace, opts, &selected, &mut run, &mut versions).err();
 
-    if stopped.is_none() && run.capabilities.iter().any(|c| c.lib == "aya" && c.status.is_implemented()) {
-        match measure::library::aya_btf_cost(&ctx) {
-            Ok(findings) => run.findings.extend(findings),
-            Err(e) => run.failures.push(failure("*", "aya", Stage::Measure, &e)),
+    for lib in libs::LIBS {
+        let Some(own_costs) = lib.own_costs else { continue };
+        if stopped.is_none() && run.capabilities.iter().any(|c| c.lib == lib.name && c.status.is_implemented()) {
+            match own_costs(&ctx) {
+                Ok(findings) => run.findings.extend(findings),
+                Err(e) => run.failures.push(failure("*", lib.name, Stage::Measure, &e)),
+            }
         }
     }
 

@@ -136,6 +136,26 @@ impl Cargo {
     }
 }
 
+/// The implementations' packages (`<usecase>-<lib>`) that build in the cargo workspace `dir`
+/// ([`Cargo::of_impl`]): every use case and buildable library of the registries with an
+/// implementation. `harness impls` prints them for the Makefile, which builds what they list.
+pub fn packages_in(workspace: &Path, dir: &Path) -> Result<Vec<String>> {
+    let dir = dir.canonicalize().with_context(|| format!("cargo workspace {}", dir.display()))?;
+    let mut packages = Vec::new();
+    for usecase in crate::usecases::NAMES {
+        for lib in crate::libs::LIBS {
+            if !lib.capability(workspace, usecase).status.is_implemented() {
+                continue;
+            }
+            let imp = Implementation::at(workspace, usecase, lib.name);
+            if Cargo::of_impl(workspace, &imp)?.dir.canonicalize()? == dir {
+                packages.push(imp.package());
+            }
+        }
+    }
+    Ok(packages)
+}
+
 /// Cold build in the implementation's own, emptied target directory, then `reps` warm rebuilds
 /// after touching the kernel program (also with `--quick`: a build is what a user pays first).
 /// When nothing the build reads changed since an earlier run ([`BuildCache`]), its build rows
@@ -506,4 +526,33 @@ fn stripped(file: &Path, tool: &str, args: &[&str]) -> Result<Vec<u8>> {
     let bytes = std::fs::read(&tmp)?;
     std::fs::remove_file(&tmp)?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the Makefile builds (`harness impls` for each workspace): every implementation of the
+    /// registries exactly once, a hybrid (lsmbpf-redbpf) in the root workspace that lists it.
+    #[test]
+    fn every_implementation_builds_in_one_workspace() {
+        let ws = crate::process::workspace_dir();
+        let mut dirs = vec![ws.clone()];
+        dirs.extend(crate::libs::LIBS.iter().filter_map(|l| match l.build {
+            Build::OwnWorkspace { dir } => Some(ws.join(dir)),
+            _ => None,
+        }));
+        let mut listed: Vec<String> = dirs.iter().flat_map(|d| packages_in(&ws, d).unwrap()).collect();
+        listed.sort();
+        let mut expected: Vec<String> = crate::usecases::NAMES
+            .iter()
+            .flat_map(|u| crate::libs::LIBS.iter().map(move |l| (u, l)))
+            .filter(|(u, l)| l.capability(&ws, u).status.is_implemented())
+            .map(|(u, l)| format!("{u}-{}", l.name))
+            .collect();
+        expected.sort();
+        assert_eq!(listed, expected);
+        assert!(packages_in(&ws, &ws).unwrap().contains(&"lsmbpf-redbpf".to_string()));
+        assert!(packages_in(&ws, &ws.join("impls/redbpf")).unwrap().contains(&"packetfilter-redbpf".to_string()));
+    }
 }

@@ -1,5 +1,7 @@
 //! The five use cases as the harness sees them: what is implemented where, how to check it,
-//! how to measure it, and which reference points it is compared against.
+//! how to measure it, and which reference points it is compared against. Each use case is a
+//! folder: `<usecase>/bed.rs`, its test bed (tests and guest binaries use it too), and
+//! `<usecase>/mod.rs`, its bench.
 
 pub mod comtrace;
 pub mod jittergen;
@@ -12,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use metrics::record::{Row, Status};
 
+use crate::kernels::Features;
 use crate::measure::Ctx;
 use crate::process::Implementation;
 
@@ -30,6 +33,10 @@ pub trait UseCase {
     /// The same runtime metrics of the reference points (rows with `lib = ref:<name>`), for the
     /// repetitions of [`Ctx::rep_range`].
     fn references(&self, ctx: &Ctx) -> Result<Vec<Row>>;
+
+    /// Its cell of the kernel matrix ([`crate::kernels`]) on the running kernel, a VM guest's or
+    /// the host's: status (`kernels::PASS`, …) and detail.
+    fn on_kernel(&self, imp: &Implementation, f: &Features) -> (String, String);
 
     /// Whether a warm-up round precedes the counted ones (not for the VM guest, whose times
     /// are emulated and whose every boot is a fresh machine).
@@ -92,10 +99,14 @@ pub fn latency_rows(ctx: &Ctx, usecase: &str, lib: &str, name: &str, rep: u32, m
         .into()
 }
 
+/// The use cases, in report order: metrics' list (the report renders without the harness), each
+/// with its entry in [`by_name`].
+pub const NAMES: &[&str] = metrics::catalogue::USECASES;
+
 pub fn all() -> Vec<Box<dyn UseCase>> {
-    ["packetfilter", "loadbalancer", "jittergen", "comtrace", "lsmbpf"]
-        .into_iter()
-        .filter_map(by_name)
+    NAMES
+        .iter()
+        .map(|n| by_name(n).unwrap_or_else(|| panic!("use case `{n}` (metrics::catalogue::USECASES) has no entry in usecases::by_name")))
         .collect()
 }
 

@@ -5,6 +5,8 @@
 //! library, for netem configured the same way in the same guest, for no qdisc at all, and the
 //! configured values themselves (`ref:configured`).
 
+pub mod bed;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,7 +17,8 @@ use metrics::record::Row;
 use super::UseCase;
 use crate::bpf;
 use crate::frames::{FrameSpec, Ipv4Spec};
-use crate::jittergen::{self as jg, Bed, Loader, Outcome};
+use crate::kernels::{self, Features};
+use bed::{self as jg, Bed, Loader, Outcome};
 use crate::throughput::{self, Counted};
 use crate::measure::{load, Ctx};
 use crate::process::{Implementation, TempDir};
@@ -230,5 +233,18 @@ impl UseCase for JitterGen {
         let outcomes = jg::run_in_guest(&guest_binary()?, &[], true)?;
         rows.extend(guest_rows(ctx, &outcomes, None)?);
         Ok(rows)
+    }
+
+    fn on_kernel(&self, imp: &Implementation, f: &Features) -> (String, String) {
+        if !f.skb_set_tstamp {
+            return (kernels::LACKS_FEATURE.into(), "bpf_skb_set_tstamp needs 5.18".into());
+        }
+        let (s, d) = kernels::from_conformance(jg::conformance_report(imp));
+        // netlink clsact is the implementations' designed fallback where TCX is missing.
+        if s == kernels::PASS && !f.tcx {
+            (s, format!("{d}; no TCX (needs 6.6): attached through netlink clsact"))
+        } else {
+            (s, d)
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! through the filter — for each library and for two references measured the same way: an
 //! empty XDP program (the floor) and xdp-filter from xdp-tools.
 
+pub mod bed;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -13,9 +15,10 @@ use metrics::record::Row;
 use super::UseCase;
 use crate::bpf::{self, Prog};
 use crate::frames::FrameSpec;
+use crate::kernels::{self, Features};
 use crate::measure::{load, Ctx};
 use crate::netns::{NetNs, VethConfig, VethPair};
-use crate::packetfilter::Filter;
+use bed::Filter;
 use crate::process::Implementation;
 use crate::reference::XdpFilter;
 use crate::throughput::{Counted, Receiver};
@@ -157,7 +160,7 @@ impl UseCase for PacketFilter {
     }
 
     fn conformance(&self, _ctx: &Ctx, imp: &Implementation) -> Result<Vec<String>> {
-        crate::packetfilter::conformance(imp)
+        bed::conformance(imp)
     }
 
     fn measure(&self, ctx: &Ctx, imp: &Implementation) -> Result<Vec<Row>> {
@@ -215,5 +218,9 @@ impl UseCase for PacketFilter {
         rows.extend(bed.pps_rows(ctx, XDP_FILTER, &prog, None)?);
         rows.extend(bed.latency_rows(ctx, XDP_FILTER)?);
         Ok(rows)
+    }
+
+    fn on_kernel(&self, imp: &Implementation, _f: &Features) -> (String, String) {
+        kernels::from_conformance(bed::conformance_report(imp))
     }
 }

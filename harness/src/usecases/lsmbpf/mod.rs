@@ -1,15 +1,18 @@
 //! lsmbpf in the harness. The host kernel has no BPF LSM, so conformance and measurements run
-//! the scenario of [`crate::lsmbpf`] in the VM guest: the decision matrix (one row per chroot
+//! the scenario of [`bed`] in the VM guest: the decision matrix (one row per chroot
 //! case), the cost of chroot("/") with the program over without it (a ratio from one guest:
 //! absolute times under TCG are emulated), the loader's load and attach times (emulated too:
 //! compare libraries, not kernels), and the verifier's statistics of the program as the guest
 //! kernel saw them. Source and build metrics come from the generic steps of `run`.
 
+pub mod bed;
+
 use anyhow::{Context, Result};
 use metrics::record::Row;
 
 use super::UseCase;
-use crate::lsmbpf::{self, Report, USECASE};
+use bed::{self as lsmbpf, Report, USECASE};
+use crate::kernels::{self, Features};
 use crate::measure::Ctx;
 use crate::process::Implementation;
 
@@ -117,5 +120,32 @@ impl UseCase for LsmBpf {
     fn references(&self, _ctx: &Ctx) -> Result<Vec<Row>> {
         // The floor is in every row already: chroot_cost_ratio is relative to no program.
         Ok(Vec::new())
+    }
+
+    /// Runs in the guest already: the scenario directly.
+    fn on_kernel(&self, imp: &Implementation, f: &Features) -> (String, String) {
+        use kernels::{first_relevant, FAILS_TO_LOAD, PASS, WRONG_RESULTS};
+        if !f.bpf_lsm {
+            return (kernels::LACKS_FEATURE.into(), "BPF LSM not active (needs CONFIG_BPF_LSM and lsm=…,bpf)".into());
+        }
+        match lsmbpf::guest_scenario(imp, 0) {
+            Err(e) => (FAILS_TO_LOAD.into(), first_relevant(&format!("{e:#}"))),
+            Ok(r) => {
+                let wrong: Vec<String> = r
+                    .cases
+                    .iter()
+                    .filter(|c| !c.pass())
+                    .map(|c| format!("{}: chroot {} expected errno {}, got {}", c.name, c.target, c.expected, c.observed))
+                    .collect();
+                let fired = r.phase("enforce").map(|p| p.counter("calls") > 0).unwrap_or(false);
+                if !fired {
+                    (WRONG_RESULTS.into(), "the hook never ran".into())
+                } else if wrong.is_empty() {
+                    (PASS.into(), format!("{} chroot cases", r.cases.len()))
+                } else {
+                    (WRONG_RESULTS.into(), wrong.join("; "))
+                }
+            }
+        }
     }
 }

@@ -1,10 +1,12 @@
 //! loadbalancer in the harness: the conformance vectors, and a bench on the bridge test bed
-//! (`harness::loadbalancer::Bed`, native XDP) that measures load time, verifier statistics,
+//! ([`bed::Bed`], native XDP) that measures load time, verifier statistics,
 //! per-packet cost by packet class, connections per second with the spread over the backends,
 //! connection and request latency, the loader's CPU use, and how many open connections move
 //! when the backend set changes or the balancer restarts — for each library and for two
 //! references: the same clients talking to one backend directly, and an empty XDP program
 //! (the floor of `test_run_ns`).
+
+pub mod bed;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -17,7 +19,8 @@ use metrics::record::Row;
 use super::{latency_rows, UseCase};
 use crate::bpf::{self, Prog};
 use crate::frames::{FrameSpec, Ipv4Spec};
-use crate::loadbalancer::{self as lb, Balancer, Bed, Held, TcpFrame, VIP4, VIP6};
+use crate::kernels::{self, Features};
+use bed::{self as lb, Balancer, Bed, Held, TcpFrame, VIP4, VIP6};
 use crate::measure::{load, Ctx};
 use crate::process::Implementation;
 use crate::throughput;
@@ -256,5 +259,9 @@ impl UseCase for LoadBalancer {
         let _link = pair.receiver.run_in(|| bpf::attach_xdp(&tx, pair.veth.b.ifindex))??;
         rows.extend(throughput_rows(ctx, &pair, EMPTY, &tx)?);
         Ok(rows)
+    }
+
+    fn on_kernel(&self, imp: &Implementation, _f: &Features) -> (String, String) {
+        kernels::from_conformance(lb::conformance_report(imp))
     }
 }

@@ -5,6 +5,8 @@
 //! loader's CPU use; and the program's cost per invocation from kernel BPF statistics. The
 //! reference point is the same workload with no tracer at all.
 
+pub mod bed;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,8 @@ use metrics::record::Row;
 
 use super::{latency_rows, UseCase};
 use crate::bpf::{self, Prog};
-use crate::comtrace::{self as ct, Driven, Load, Tracer};
+use bed::{self as ct, Driven, Load, Tracer};
+use crate::kernels::{self, Features};
 use crate::measure::{load, Ctx};
 use crate::netns::NetNs;
 use crate::process::Implementation;
@@ -210,5 +213,28 @@ impl UseCase for ComTrace {
         // The untraced connection rate is measured next to every library's traced one (rows of
         // `ref:no tracer` from `measure`), under the same conditions.
         Ok(Vec::new())
+    }
+
+    /// Byte-exact records of the standard workload's real connections.
+    fn on_kernel(&self, imp: &Implementation, _f: &Features) -> (String, String) {
+        use kernels::{first_relevant, FAILS_TO_LOAD, PASS, WRONG_RESULTS};
+        let run = || -> Result<(String, String)> {
+            let bed = ct::Bed::new(&format!("kct-{}", imp.lib))?;
+            let mut tracer = match ct::Tracer::start(imp, &["--stats-interval-ms", "0"], Duration::from_secs(60)) {
+                Ok(t) => t,
+                Err(e) => return Ok((FAILS_TO_LOAD.into(), first_relevant(&format!("{e:#}")))),
+            };
+            let truth = bed.workload()?.run()?;
+            let records = ct::wait_for(&mut tracer, &truth.expected, Duration::from_secs(20));
+            let problems = ct::check(&truth, &records);
+            let _ = tracer.stop(Duration::from_secs(10));
+            Ok(if problems.is_empty() {
+                (PASS.into(), format!("{} sockets byte-exact", truth.expected.len()))
+            } else {
+                let shown: Vec<&str> = problems.iter().take(3).map(String::as_str).collect();
+                (WRONG_RESULTS.into(), format!("{} of {} sockets wrong: {}", problems.len(), truth.expected.len(), shown.join("; ")))
+            })
+        };
+        run().unwrap_or_else(|e| (WRONG_RESULTS.into(), format!("the check did not run: {}", first_relevant(&format!("{e:#}")))))
     }
 }

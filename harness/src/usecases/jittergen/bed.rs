@@ -320,7 +320,7 @@ impl Loader {
 
 /// Whether the kernel still has a program with this id, waiting up to `timeout` for it to go.
 pub fn wait_prog_gone(id: u32, timeout: Duration) -> bool {
-    crate::packetfilter::wait_prog_gone(id, timeout)
+    crate::usecases::packetfilter::bed::wait_prog_gone(id, timeout)
 }
 
 /// `tc qdisc show dev <iface>` inside `ns`, one qdisc per line, stripped of counters.

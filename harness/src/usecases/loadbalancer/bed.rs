@@ -43,7 +43,7 @@ use crate::netns::{format_mac, NetNs, VethConfig, VethPair, XdpAttachment};
 // The run-level types of a conformance run and an implementation's exit are the same as
 // packetfilter's.
 pub use crate::conformance::{ConformanceReport, Mismatch};
-pub use crate::packetfilter::{wait_prog_gone, Stopped};
+pub use crate::usecases::packetfilter::bed::{wait_prog_gone, Stopped};
 use crate::process::{Implementation, Running, TempDir};
 
 pub const USECASE: &str = "loadbalancer";
