@@ -354,7 +354,7 @@ mod tests {
     /// anew, the router took only frames of fresh pages, ~1,400 a second.
     #[test]
     fn tc_egress_behind_a_router_runs_once_per_forwarded_frame() {
-        use crate::jittergen::Bed;
+        use crate::usecases::jittergen::bed::Bed;
         bpf::check_privileges().unwrap();
         let bed = Bed::new("tpr").unwrap();
         let rx = Receiver::prepare_router(&bed.mid, "mid0").unwrap();
