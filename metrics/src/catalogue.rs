@@ -94,6 +94,7 @@ pub const CATALOGUE: &[Metric] = &[
     m("rss_kib", "KiB", Lower, "memory", "Resident set size of the loader while attached (without the mapped pages of our RedBPF bridge)"),
     m("bridge_rss_kib", "KiB", Lower, "bridge_memory", "Resident pages of our RedBPF bridge library: plumbing, not the library"),
     m("loader_cpu_pct", "%", Lower, "cpu", "CPU use of the loader while attached and under load"),
+    m("loader_reads_per_s", "calls/s", Lower, "loader_reads", "read(2)-type system calls of the loader per second in the loader_cpu_pct window (/proc/<pid>/io syscr): where its CPU went beside BPF calls and epoll"),
     m("test_run_ns", "ns", Lower, "test_run", "Per-packet run time with BPF_PROG_TEST_RUN"),
     m("veth_pps", "pps", Higher, "throughput", "Packets per second the program ran on (its run_cnt over time; for jittergen's ref:no TC program, the router's forwarded datagrams), under a generator (BPF_PROG_TEST_RUN live frames) that outruns the receiving CPU; see generator_bound"),
     m("live_ns_per_pkt", "ns", Lower, "live_cost", "Mean run time per packet under that load, from the kernel's BPF statistics (Δrun_time_ns / Δrun_cnt)"),
@@ -140,6 +141,7 @@ pub const CONDITIONS: &[(&str, &str)] = &[
     ("rx_cpu_busy_pct", "a condition of the throughput measurement"),
     ("generator_bound", "a flag of the throughput measurement"),
     ("generator_pps", "a condition of the throughput measurement"),
+    ("loader_reads_per_s", "a diagnostic of loader_cpu_pct"),
 ];
 
 /// Why `name` is never ranked, if it is a [`CONDITIONS`] metric.
@@ -170,7 +172,7 @@ pub struct Dimension {
 /// In summary order. Every group of the catalogue is in exactly one dimension.
 #[rustfmt::skip]
 pub const DIMENSIONS: &[Dimension] = &[
-    Dimension { key: "cost", title: "per-packet/per-event cost", groups: &["test_run", "live_cost", "prog_cost", "syscall_overhead", "conn_overhead", "cpu"] },
+    Dimension { key: "cost", title: "per-packet/per-event cost", groups: &["test_run", "live_cost", "prog_cost", "syscall_overhead", "conn_overhead", "cpu", "loader_reads"] },
     Dimension { key: "throughput", title: "throughput", groups: &["throughput", "rx_busy", "saturation", "connections"] },
     Dimension { key: "latency", title: "latency", groups: &["latency", "conn_latency", "record_latency"] },
     Dimension { key: "load_time", title: "load time", groups: &["load_time"] },

@@ -147,6 +147,41 @@ pub fn cpu_time(pid: u32) -> Result<Duration> {
     Ok(Duration::from_nanos(ns))
 }
 
+/// The loader's use of the CPU over a window of a measurement: `loader_cpu_pct`, and beside it
+/// `loader_reads_per_s`, the read(2)-type calls it made (`/proc/<pid>/io` `syscr`, the whole
+/// thread group), which shows where CPU beyond the BPF calls and the ring buffer's epoll went
+/// (RedBPF reads `/sys/devices/system/cpu/possible` at every per-CPU map lookup).
+pub struct LoaderUse {
+    pid: u32,
+    cpu: Duration,
+    reads: u64,
+}
+
+impl LoaderUse {
+    pub fn start(pid: u32) -> Result<LoaderUse> {
+        Ok(LoaderUse { pid, cpu: cpu_time(pid)?, reads: read_calls(pid)? })
+    }
+
+    /// The rows of the window from [`LoaderUse::start`] until now, which lasted `elapsed`.
+    pub fn rows(&self, usecase: &str, lib: &str, rep: u32, elapsed: Duration) -> Result<Vec<Row>> {
+        let (cpu, reads) = (cpu_time(self.pid)? - self.cpu, read_calls(self.pid)? - self.reads);
+        let s = elapsed.as_secs_f64();
+        Ok(vec![
+            Row::new(usecase, lib, "loader_cpu_pct", "%", rep, 100.0 * cpu.as_secs_f64() / s),
+            Row::new(usecase, lib, "loader_reads_per_s", "calls/s", rep, reads as f64 / s),
+        ])
+    }
+}
+
+/// read(2)-type system calls the process has made so far (`syscr` of `/proc/<pid>/io`).
+fn read_calls(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/io");
+    let io = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscr:")?.trim().parse().ok())
+        .with_context(|| format!("no syscr in {path}"))
+}
+
 /// Runs `repeat` iterations of `prog` on `frame` `reps` times; the kernel's mean ns per run.
 pub fn test_run_ns(prog: &Prog, frame: &[u8], repeat: u32) -> Result<f64> {
     let r = prog.test_run(&bpf::TestRun { data_in: frame, repeat, ..Default::default() })?;

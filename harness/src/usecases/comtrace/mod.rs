@@ -170,10 +170,10 @@ impl UseCase for ComTrace {
                 let lost_before = counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())?;
                 // Only this step's records are kept.
                 drop(tracer.take_records());
-                let (info_before, cpu_before) = (prog.info()?, load::cpu_time(tracer.pid)?);
+                let (info_before, usage) = (prog.info()?, load::LoaderUse::start(tracer.pid)?);
                 let duration = Duration::from_secs(ctx.scaled(2, 1));
                 let driven = ct::drive(&bed.ns, bed.server, Load { rate, concurrency: 4 * CONCURRENCY, duration })?;
-                let (info, cpu) = (prog.info()?, load::cpu_time(tracer.pid)? - cpu_before);
+                let (info, usage) = (prog.info()?, usage.rows(USECASE, lib, rep, driven.elapsed)?);
                 // Two sockets per connection; failed ones were real connections too, as far as
                 // they got, but are not counted on either side.
                 let want = 2 * driven.completed as usize;
@@ -193,8 +193,7 @@ impl UseCase for ComTrace {
                     let ns = (info.run_time_ns - info_before.run_time_ns) as f64 / runs as f64;
                     // Mostly the reader's wake-ups (see `prog_run_ns_reader_stopped`).
                     rows.push(Row::new(USECASE, lib, "prog_run_ns", "ns", rep, ns).with_class(READER_RUNNING));
-                    let pct = 100.0 * cpu.as_secs_f64() / driven.elapsed.as_secs_f64();
-                    rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, pct));
+                    rows.extend(usage);
                     rows.push(Row::new(USECASE, lib, "rss_kib", "KiB", rep, load::rss_kib(tracer.pid)? as f64).with_class("under load"));
                 }
             }

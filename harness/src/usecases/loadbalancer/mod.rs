@@ -89,7 +89,7 @@ fn traffic_rows(
     let mut rows = Vec::new();
     for rep in ctx.rep_range() {
         ctx.check_interrupted()?;
-        let cpu_before = loader.map(load::cpu_time).transpose()?;
+        let usage = loader.map(load::LoaderUse::start).transpose()?;
         let run = lb::connections(&bed.client, target, count, CONCURRENCY, 2, RUN_MAX)?;
         ensure!(run.failures().is_empty(), "{lib}: connections failed: {:?}", run.failures());
         rows.push(Row::new(USECASE, lib, "conn_per_s", "conn/s", rep, run.conn_per_s()));
@@ -97,10 +97,8 @@ fn traffic_rows(
             let dev = lb::spread_max_dev_pct(&run.per_backend(), weights);
             rows.push(Row::new(USECASE, lib, "spread_max_dev_pct", "%", rep, dev));
         }
-        if let (Some(pid), Some(before)) = (loader, cpu_before) {
-            let cpu = load::cpu_time(pid)? - before;
-            let pct = 100.0 * cpu.as_secs_f64() / run.elapsed.as_secs_f64();
-            rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, pct));
+        if let Some(usage) = usage {
+            rows.extend(usage.rows(USECASE, lib, rep, run.elapsed)?);
         }
         let conn = lb::conn_latencies_us(&bed.client, target, ctx.scaled(1000, 200) as usize)?;
         rows.extend(latency_rows(ctx, USECASE, lib, "conn_latency", rep, conn));

@@ -119,13 +119,11 @@ impl Bed {
         let mut rows = Vec::new();
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
-            let cpu_before = loader.map(|pid| Ok::<_, anyhow::Error>((load::cpu_time(pid)?, Instant::now()))).transpose()?;
+            let (started, usage) = (Instant::now(), loader.map(load::LoaderUse::start).transpose()?);
             let sample = self.rx.measure(&self.sender, self.veth.a.ifindex, &frame, Counted::Prog(prog), duration)?;
             rows.extend(sample.rows(USECASE, lib, rep));
-            if let (Some(pid), Some((cpu, started))) = (loader, cpu_before) {
-                let cpu = load::cpu_time(pid)? - cpu;
-                let pct = 100.0 * cpu.as_secs_f64() / started.elapsed().as_secs_f64();
-                rows.push(Row::new(USECASE, lib, "loader_cpu_pct", "%", rep, pct));
+            if let Some(usage) = usage {
+                rows.extend(usage.rows(USECASE, lib, rep, started.elapsed())?);
             }
         }
         Ok(rows)
