@@ -63,6 +63,10 @@ enum Cmd {
         #[arg(long, default_value = "reports/merged")]
         out: PathBuf,
     },
+    /// Sustained load on loadbalancer or comtrace for N minutes per library: loader RSS over
+    /// time, events, events lost and errors (CSV and JSON in --out); fails on 1 MiB RSS growth
+    /// or any error.
+    Soak(cmd::soak::Options),
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Cmd::Compare { a, b, out, .. } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
         Cmd::Kernels { kernels, usecases, libs, out } => cmd::kernels::run(&kernels, &usecases, &libs, &out),
         Cmd::Merge { runs, out } => cmd::kernels::merge(&runs, &out),
+        Cmd::Soak(opts) => cmd::soak::run(&opts),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Lock { cmd } => harness::lock::acquire().and_then(|_held| {

@@ -18,11 +18,18 @@ pub fn parse<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T, InputErr
     serde_yaml::from_str(text).map_err(|e| error(path, &e))
 }
 
-/// serde_yaml says where (`rules.ipv4: unknown field ...`); keep its path as the field.
+/// serde_yaml says where (`rules.ipv4: unknown field ...`); keep its path as the field. At the
+/// top level it gives no path: a missing, unknown or repeated key is then the field itself.
 pub fn error(path: &Path, e: &serde_yaml::Error) -> InputError {
     let msg = e.to_string();
     match msg.split_once(": ") {
         Some((field, reason)) if !field.contains(' ') && !field.is_empty() => InputError::in_file(path, field, reason),
-        _ => InputError::in_file(path, "", format!("invalid YAML: {msg}")),
+        _ => match ["missing field `", "unknown field `", "duplicate field `"]
+            .iter()
+            .find_map(|kind| msg.strip_prefix(kind)?.split('`').next())
+        {
+            Some(key) if !key.is_empty() => InputError::in_file(path, key, msg.clone()),
+            _ => InputError::in_file(path, "", format!("invalid YAML: {msg}")),
+        },
     }
 }
