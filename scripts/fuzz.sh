@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-CARGO_FUZZ_VERSION=0.12.0
+CARGO_FUZZ_VERSION=0.13.2
 NIGHTLY=$(cat impls/aya/nightly-toolchain)
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 TARGETS=${FUZZ_TARGETS:-$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^bpf-eval-fuzz$')}

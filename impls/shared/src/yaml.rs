@@ -33,3 +33,26 @@ pub fn error(path: &Path, e: &serde_yaml::Error) -> InputError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Top {
+        #[allow(dead_code)]
+        port: u16,
+    }
+
+    #[test]
+    fn top_level_keys_are_named_as_the_field() {
+        for (text, field) in [("port: 1\nprot: 2\n", "prot"), ("{}\n", "port"), ("port: x\n", "port")] {
+            let e = parse::<Top>(text, Path::new("t.yml")).unwrap_err();
+            assert_eq!(e.field, field, "{text:?}: {e}");
+            assert!(e.to_string().starts_with("t.yml: field `"), "{e}");
+        }
+        let e = parse::<Top>("port: [1\n", Path::new("t.yml")).unwrap_err();
+        assert!(e.field.is_empty() && e.reason.contains("line 2"), "a syntax error names its place: {e}");
+    }
+}
