@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use harness::bpf;
 use harness::cleanup;
-use harness::netns::{run_cmd, HostVeth};
+use harness::netns::HostVeth;
 use harness::process::{all_built_libs, Implementation, TempDir};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
