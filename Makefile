@@ -80,3 +80,17 @@ soak-interrupt: build
 
 clean:
 	cargo clean
+
+# Every fuzz target (fuzz/) for FUZZ_SECONDS each (default 60); installs the pinned cargo-fuzz on
+# first use. Corpora and crashes stay in target/fuzz/. Not part of `make test`.
+.PHONY: fuzz
+fuzz:
+	scripts/fuzz.sh
+
+# loadbalancer and comtrace under sustained load, SOAK_MINUTES (default 10) per library: loader
+# RSS over time, events, events lost, errors (reports/soak/). Fails on 1 MiB RSS growth or any
+# error. Long, so not part of `make test`.
+SOAK_MINUTES ?= 10
+.PHONY: soak
+soak: build
+	cargo run $(CARGO_FLAGS) -p harness -- soak loadbalancer comtrace --minutes $(SOAK_MINUTES)

@@ -227,3 +227,31 @@ fn pins() -> Result<Vec<String>> {
     }
     Ok(removed)
 }
+
+/// What a run can leave on `ifaces` (host namespace: XDP, qdiscs, TC filters) and in bpffs
+/// (`bpfeval*` pins), one line each: equal before and after means nothing was left.
+pub fn leftovers(ifaces: &[&str]) -> Vec<String> {
+    let json = |program: &str, args: &[&str]| -> Value {
+        netns::run_cmd(program, args).ok().and_then(|o| serde_json::from_str(&o).ok()).unwrap_or(Value::Null)
+    };
+    let mut s = Vec::new();
+    for iface in ifaces {
+        let link = json("ip", &["-d", "-j", "link", "show", "dev", iface]);
+        s.push(format!("{iface} xdp: {}", link[0].get("xdp").cloned().unwrap_or(Value::Null)));
+        for q in json("tc", &["-j", "qdisc", "show", "dev", iface]).as_array().into_iter().flatten() {
+            s.push(format!("{iface} qdisc {} {} parent {}", q["kind"], q["handle"], q["parent"]));
+        }
+        for dir in ["ingress", "egress"] {
+            if let Ok(out) = netns::run_cmd("tc", &["-j", "filter", "show", "dev", iface, dir]) {
+                s.push(format!("{iface} filters {dir}: {}", out.trim()));
+            }
+        }
+    }
+    for e in fs::read_dir("/sys/fs/bpf").into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("bpfeval") {
+            s.push(format!("pin {name}"));
+        }
+    }
+    s
+}

@@ -11,6 +11,7 @@
 //! * [`traffic`]: raw frames on a veth inside a namespace: send, and capture what arrives.
 //! * [`libs`]: the libraries of the comparison and what the harness knows about each.
 //! * [`vm`]: the VM guest runner (Debian 6.1 under qemu TCG) for what the host kernel lacks.
+//! * [`soak`]: an implementation under sustained load for minutes: loader RSS, events, errors.
 //! * [`objects`]: every implementation's built kernel objects, and what their disassembly calls.
 //! * [`usecases`]: one folder per use case, `usecases/<usecase>/`: its test bed (`bed.rs`: e.g.
 //!   packetfilter's verdict counters, a running filter, the conformance run), which the tests,
@@ -31,6 +32,7 @@ pub mod objects;
 pub mod process;
 pub mod reference;
 pub mod scenario;
+pub mod soak;
 pub mod throughput;
 pub mod traffic;
 pub mod usecases;

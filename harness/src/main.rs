@@ -70,6 +70,10 @@ enum Cmd {
         #[arg(long, default_value = ".")]
         workspace: PathBuf,
     },
+    /// Sustained load on loadbalancer or comtrace for N minutes per library: loader RSS over
+    /// time, events, events lost and errors (CSV and JSON in --out); fails on 1 MiB RSS growth
+    /// or any error.
+    Soak(cmd::soak::Options),
     /// Check this machine's kernel features, mounts and toolchains.
     Doctor,
     /// Remove what a crashed run left behind (namespaces, attachments, pins).
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
                 true
             })
         }
+        Cmd::Soak(opts) => cmd::soak::run(&opts),
         Cmd::Doctor => Ok(cmd::doctor::run(&workspace)),
         Cmd::RepoMetrics(args) => repo_metrics::run_cli(&args).map(|()| true),
         Cmd::Lock { cmd } => harness::lock::acquire().and_then(|_held| {

@@ -437,3 +437,31 @@ mod tests {
         assert!(!PathBuf::from(NETNS_RUN_DIR).join(&name).exists(), "{name} left behind");
     }
 }
+
+/// A veth pair in the host namespace, deleted on drop (also when a test fails). There a
+/// leftover attachment survives the test (a namespace would take it away with its interfaces),
+/// so checks that nothing is left behind attach here.
+pub struct HostVeth {
+    pub a: String,
+    pub b: String,
+}
+
+impl HostVeth {
+    /// `bfe<tag><pid>a` and `...b`, both up. IFNAMSIZ is 16: keep `tag` to a few characters.
+    pub fn new(tag: &str) -> Result<HostVeth> {
+        let base = format!("bfe{tag}{}", std::process::id() % 100_000);
+        let (a, b) = (format!("{base}a"), format!("{base}b"));
+        run_cmd("ip", &["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+        let v = HostVeth { a, b };
+        for i in [&v.a, &v.b] {
+            run_cmd("ip", &["link", "set", "dev", i, "up"])?;
+        }
+        Ok(v)
+    }
+}
+
+impl Drop for HostVeth {
+    fn drop(&mut self) {
+        let _ = run_cmd("ip", &["link", "del", "dev", &self.a]);
+    }
+}

@@ -127,6 +127,19 @@ pub fn available_libs(usecase: &str) -> Vec<String> {
     libs
 }
 
+/// [`available_libs`], checked to hold every library the registry can build here and that has
+/// a package for `usecase`: a test over "every implementation" fails on a missing one.
+pub fn all_built_libs(usecase: &str) -> Result<Vec<String>> {
+    use crate::libs::{Build, LIBS};
+    let libs = available_libs(usecase);
+    for l in LIBS.iter().filter(|l| !matches!(l.build, Build::NotBuildable { .. })) {
+        if l.source_dir(&workspace_dir(), usecase).exists() && !libs.iter().any(|x| x == l.name) {
+            bail!("{usecase}-{} not built: run `make build`", l.name);
+        }
+    }
+    Ok(libs)
+}
+
 /// One stdout line of an implementation, kept as text (shared by the history and the unconsumed
 /// lines): a tracer prints thousands of records a second, and as parsed JSON each took ~1 KB.
 #[derive(Debug, Clone)]

@@ -28,6 +28,12 @@ use yaml_serde::Value;
 
 use crate::frames::{self, FrameSpec};
 
+/// Reads a scenario file and hands its text to `parse`; errors name the file.
+pub fn load_with<T>(path: &Path, parse: impl FnOnce(&str) -> Result<T>) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text).with_context(|| path.display().to_string())
+}
+
 /// `scenarios/packetfilter/vectors.yaml` in the workspace.
 pub fn packetfilter_vectors_path() -> PathBuf {
     crate::process::workspace_dir().join("scenarios").join("packetfilter").join("vectors.yaml")
@@ -142,9 +148,13 @@ pub struct PacketVector {
 impl Vectors {
     /// Reads and checks a vectors file (see [`Vectors::check`]).
     pub fn load(path: &Path) -> Result<Vectors> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let v: Vectors = yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        v.check().with_context(|| format!("checking {}", path.display()))?;
+        load_with(path, Vectors::parse)
+    }
+
+    /// Parses and checks the text of a vectors file.
+    pub fn parse(text: &str) -> Result<Vectors> {
+        let v: Vectors = yaml_serde::from_str(text).context("parsing")?;
+        v.check().context("checking")?;
         Ok(v)
     }
 

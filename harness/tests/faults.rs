@@ -15,83 +15,15 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use harness::bpf;
-use harness::netns::run_cmd;
-use harness::libs::{Build, LIBS};
-use harness::process::{available_libs, workspace_dir, Implementation, TempDir};
-use serde_json::Value;
+use harness::cleanup;
+use harness::netns::HostVeth;
+use harness::process::{all_built_libs, Implementation, TempDir};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A veth pair in the host namespace, deleted on drop (also when the test fails).
-struct HostVeth {
-    a: String,
-    b: String,
-}
-
-impl HostVeth {
-    fn new(tag: &str) -> HostVeth {
-        // IFNAMSIZ is 16: `bfe` + tag + pid keeps it unique among parallel test processes.
-        let base = format!("bfe{tag}{}", std::process::id() % 100_000);
-        let (a, b) = (format!("{base}a"), format!("{base}b"));
-        run_cmd(
-            "ip",
-            &["link", "add", &a, "type", "veth", "peer", "name", &b],
-        )
-        .unwrap();
-        let v = HostVeth { a, b };
-        for i in [&v.a, &v.b] {
-            run_cmd("ip", &["link", "set", "dev", i, "up"]).unwrap();
-        }
-        v
-    }
-}
-
-impl Drop for HostVeth {
-    fn drop(&mut self) {
-        let _ = run_cmd("ip", &["link", "del", "dev", &self.a]);
-    }
-}
-
-fn json(program: &str, args: &[&str]) -> Value {
-    serde_json::from_str(&run_cmd(program, args).unwrap()).unwrap_or(Value::Null)
-}
-
 /// What a run can leave on the pair's interfaces and in bpffs.
 fn snapshot(veth: &HostVeth) -> Vec<String> {
-    let mut s = Vec::new();
-    for iface in [&veth.a, &veth.b] {
-        iface_state(iface, &mut s);
-    }
-    for e in std::fs::read_dir("/sys/fs/bpf").unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with("bpfeval") {
-            s.push(format!("pin {name}"));
-        }
-    }
-    s
-}
-
-fn iface_state(iface: &str, s: &mut Vec<String>) {
-    let link = json("ip", &["-d", "-j", "link", "show", "dev", iface]);
-    s.push(format!(
-        "{iface} xdp: {}",
-        link[0].get("xdp").cloned().unwrap_or(Value::Null)
-    ));
-    for q in json("tc", &["-j", "qdisc", "show", "dev", iface])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        s.push(format!(
-            "{iface} qdisc {} {} parent {}",
-            q["kind"], q["handle"], q["parent"]
-        ));
-    }
-    for dir in ["ingress", "egress"] {
-        if let Ok(out) = run_cmd("tc", &["-j", "filter", "show", "dev", iface, dir]) {
-            s.push(format!("{iface} filters {dir}: {}", out.trim()));
-        }
-    }
+    cleanup::leftovers(&[&veth.a, &veth.b])
 }
 
 /// Raw frames out of `iface` (AF_PACKET): they reach the peer's XDP, and pass `iface`'s egress.
@@ -296,19 +228,9 @@ fn kill_and_clean(
 /// Every library of `case.usecase` (at least the ones every use case has) at every point.
 fn run_case(tag: &str, case: impl Fn(&HostVeth) -> Case) {
     bpf::check_privileges().unwrap_or_else(|e| panic!("{e:#}"));
-    let veth = HostVeth::new(tag);
+    let veth = HostVeth::new(tag).unwrap();
     let case = case(&veth);
-    let libs = available_libs(case.usecase);
-    let buildable = LIBS.iter().filter(|l| {
-        !matches!(l.build, Build::NotBuildable { .. }) && l.source_dir(&workspace_dir(), case.usecase).exists()
-    });
-    for l in buildable.map(|l| l.name) {
-        assert!(
-            libs.iter().any(|x| x == l),
-            "{}-{l} not built: run `make build`",
-            case.usecase
-        );
-    }
+    let libs = all_built_libs(case.usecase).unwrap_or_else(|e| panic!("{e:#}"));
     let tmp = TempDir::new(&format!("faults-{tag}")).unwrap();
     let mut failures = Vec::new();
     for lib in &libs {

@@ -2,6 +2,7 @@ pub mod clean;
 pub mod doctor;
 pub mod kernels;
 pub mod run;
+pub mod soak;
 
 use std::path::Path;
 

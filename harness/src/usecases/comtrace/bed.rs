@@ -838,15 +838,19 @@ pub struct Size {
 
 /// The payload sizes and hold times of the standard workload, from `scenarios/comtrace/workload.yaml`.
 pub fn sizes() -> Result<Vec<Size>> {
+    let path = crate::process::workspace_dir().join("scenarios/comtrace/workload.yaml");
+    crate::scenario::load_with(&path, parse_sizes)
+}
+
+/// The sizes of a workload file's text.
+pub fn parse_sizes(text: &str) -> Result<Vec<Size>> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct File {
         sizes: Vec<Size>,
     }
-    let path = crate::process::workspace_dir().join("scenarios/comtrace/workload.yaml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: File = yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-    ensure!(!file.sizes.is_empty() && file.sizes.len() <= 10, "{}: 1 to 10 sizes", path.display());
+    let file: File = yaml_serde::from_str(text).context("parsing")?;
+    ensure!(!file.sizes.is_empty() && file.sizes.len() <= 10, "1 to 10 sizes");
     Ok(file.sizes)
 }
 

@@ -768,9 +768,11 @@ impl Vectors {
     }
 
     pub fn load() -> Result<Vectors> {
-        let path = Self::path();
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        crate::scenario::load_with(&Self::path(), Vectors::parse)
+    }
+
+    pub fn parse(text: &str) -> Result<Vectors> {
+        yaml_serde::from_str(text).context("parsing")
     }
 
     pub fn packet_count(&self) -> usize {

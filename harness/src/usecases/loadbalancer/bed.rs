@@ -516,9 +516,13 @@ pub struct PacketVector {
 
 impl Vectors {
     pub fn load(path: &Path) -> Result<Vectors> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let v: Vectors = yaml_serde::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        v.check().with_context(|| format!("checking {}", path.display()))?;
+        crate::scenario::load_with(path, Vectors::parse)
+    }
+
+    /// Parses and checks the text of a vectors file.
+    pub fn parse(text: &str) -> Result<Vectors> {
+        let v: Vectors = yaml_serde::from_str(text).context("parsing")?;
+        v.check().context("checking")?;
         Ok(v)
     }
 

@@ -82,6 +82,11 @@ impl Config {
         let (config, _) = crate::yaml::load::<Option<Config>>(path)?;
         Ok(config.unwrap_or_default())
     }
+
+    /// Parses `text`; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, InputError> {
+        crate::yaml::parse::<Option<Config>>(text, path).map(Option::unwrap_or_default)
+    }
 }
 
 #[cfg(test)]
@@ -89,7 +94,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, InputError> {
-        crate::yaml::parse::<Option<Config>>(text, Path::new("c.yml")).map(Option::unwrap_or_default)
+        Config::parse(text, Path::new("c.yml"))
     }
 
     #[test]
