@@ -1408,3 +1408,20 @@ fn which(tool: &str) -> Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("`{tool}` not found on the host (iproute2)"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_vectors_build() {
+        let v = Vectors::load().unwrap_or_else(|e| panic!("{e:#}"));
+        let frames: Vec<&VectorFrame> = v.cases.iter().flat_map(|c| &c.packets).map(|p| &p.frame).collect();
+        assert!(frames.iter().any(|f| matches!(f, VectorFrame::Short(_))));
+        assert!(frames.iter().any(|f| matches!(f, VectorFrame::Spec(_))));
+        // The short form stays short: `arp: true` is it, `arp: {}` a frames spec.
+        let short: VectorFrame = serde_yaml::from_str("{arp: true}").unwrap();
+        let spec: VectorFrame = serde_yaml::from_str("{arp: {}}").unwrap();
+        assert!(matches!((short, spec), (VectorFrame::Short(_), VectorFrame::Spec(_))));
+    }
+}
