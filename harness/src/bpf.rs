@@ -928,6 +928,37 @@ mod tests {
         assert_eq!(prog.test_run_xdp(&[0xee; 20]).unwrap().data_out.unwrap(), vec![0xee; 20]);
     }
 
+    /// The sizes `BPF_PROG_TEST_RUN` runs programs on, which the conformance vectors' comments
+    /// cite (x86-64, 4 KiB pages, kernel 6.18): XDP holds 4096 - 256 (headroom) - 320
+    /// (skb_shared_info) bytes in one buffer and takes up to MAX_SKB_FRAGS (17) pages more as
+    /// multi-buffer, also for a program without `xdp.frags`; TC has no multi-buffer test runs
+    /// and holds 4096 - 64 (NET_SKB_PAD) - 320. The vectors themselves ask the running kernel
+    /// (`conformance::KernelLimits`); this test says when the machine's kernel moved.
+    #[test]
+    fn test_run_size_limits() {
+        check_privileges().unwrap();
+        let runs = |prog: &Prog, len: usize| match prog.test_run(&TestRun { data_in: &vec![0u8; len], repeat: 1, ..Default::default() }) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(crate::conformance::errno(&e).unwrap_or_else(|| panic!("{len} bytes: {e:#}"))),
+        };
+        let xdp = load_constant_xdp("hb_size_xdp", XDP_PASS).unwrap();
+        let tc = load_constant(BPF_PROG_TYPE_SCHED_CLS, "hb_size_tc", 0).unwrap();
+        let got = [
+            ("xdp", 3520, runs(&xdp, 3520)),
+            ("xdp", 3521, runs(&xdp, 3521)),
+            ("xdp", 73152, runs(&xdp, 73152)),
+            ("xdp", 73153, runs(&xdp, 73153)),
+            ("tc", 13, runs(&tc, 13)),
+            ("tc", 3712, runs(&tc, 3712)),
+            ("tc", 3713, runs(&tc, 3713)),
+        ];
+        let want = [Ok(()), Ok(()), Ok(()), Err(libc::ENOMEM), Err(libc::EINVAL), Ok(()), Err(libc::EINVAL)];
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        for ((what, len, got), want) in got.iter().zip(want) {
+            assert_eq!(*got, want, "{what} test run of {len} bytes on kernel {}", release.trim());
+        }
+    }
+
     #[test]
     fn info_test_run_and_fdinfo() {
         check_privileges().unwrap();

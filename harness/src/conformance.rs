@@ -3,8 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
+use crate::bpf::{self, Prog, TestRun};
 use crate::netns::{NetNs, VethConfig, VethPair};
 use crate::process::Implementation;
 
@@ -70,4 +71,58 @@ pub fn silent_veth(prefix: &str, iface: &str, peer: &str) -> Result<(NetNs, Veth
     let cfg = VethConfig { a_name: iface.into(), b_name: peer.into(), ..Default::default() };
     let veth = VethPair::new(&ns, &ns, &cfg)?;
     Ok((ns, veth))
+}
+
+/// Which frames the kernel itself runs programs of one type on, asked of a constant program of
+/// that type. `BPF_PROG_TEST_RUN` refuses frames shorter than an Ethernet header (EINVAL), and
+/// frames over about a page by kernel and program type: on x86-64 6.18 XDP runs up to 3,520
+/// bytes in one buffer and beyond as multi-buffer (since 5.18) up to MAX_SKB_FRAGS more pages,
+/// TC none beyond 3,712 bytes (`bpf::tests::test_run_size_limits`); 6.18 also refuses TC runs
+/// on an IPv4/IPv6 frame whose IP header is cut off (EINVAL). A vector the kernel refuses must
+/// be refused for the implementation's program too: the same error, no counter.
+pub struct KernelLimits {
+    probe: Prog,
+}
+
+impl KernelLimits {
+    /// For programs of `prog_type` (`bpf::BPF_PROG_TYPE_*`).
+    pub fn new(prog_type: u32) -> Result<KernelLimits> {
+        Ok(KernelLimits { probe: bpf::load_constant(prog_type, "hb_size_probe", 0)? })
+    }
+
+    /// `None` when the kernel runs a program on `frame`, else the errno it refuses it with.
+    /// An error when it runs one under 14 bytes, which no kernel does.
+    pub fn refusal(&self, frame: &[u8]) -> Result<Option<i32>> {
+        let run = self.probe.test_run(&TestRun { data_in: frame, repeat: 1, ..Default::default() });
+        let refused = match run {
+            Ok(_) => None,
+            Err(e) => Some(errno(&e).ok_or(e)?),
+        };
+        if refused.is_none() && frame.len() < bpf::ETH_HLEN {
+            bail!("the kernel ran a constant program on a {}-byte frame", frame.len());
+        }
+        Ok(refused)
+    }
+}
+
+/// The errno of a failed system call in `err`'s chain.
+pub fn errno(err: &anyhow::Error) -> Option<i32> {
+    err.chain().find_map(|e| e.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error))
+}
+
+/// What is wrong with an implementation's run on a frame the kernel refuses with `refused`
+/// (see [`KernelLimits`]), as (expected, got): it must be refused alike, and `moved` (the
+/// counters that moved, if any) must be `None`.
+pub fn refusal_problems<T>(run: &Result<T>, refused: i32, len: usize, moved: Option<String>) -> Vec<(String, String)> {
+    let expected = || format!("the kernel's refusal (errno {refused}) of the {len}-byte frame");
+    let mut problems = Vec::new();
+    match run {
+        Err(e) if errno(e) == Some(refused) => {}
+        Err(e) => problems.push((expected(), format!("{e:#}"))),
+        Ok(_) => problems.push((expected(), "a run".into())),
+    }
+    if let Some(moved) = moved {
+        problems.push(("no counter to move on a refused frame".into(), moved));
+    }
+    problems
 }

@@ -7,8 +7,11 @@
 //!   ipv4: {src: 10.0.0.1, options_len: 4, frag_offset: 0, more_fragments: true}
 //!   udp: {src_port: 5000, dst_port: 9}               # the default for IP frames
 //!   payload: "hello"                                 # UDP (or raw L4) payload
+//!   frame_len: 9000                                  # pad the payload to a 9000-byte frame
 //!   truncate: 33                                     # cut the finished frame to 33 bytes
 //! ```
+//! `tcp: {src_port, dst_port, flags}` instead of `udp` puts a 20-byte TCP header before the
+//! payload (protocol / next header 6); other protocols carry `payload` raw.
 //! Exactly one of `ipv4`, `ipv6`, `arp`, or a bare `ethertype` (raw `payload` after the
 //! header) makes the frame. `ethertype` with `ipv4`/`ipv6`/`arp` overrides the innermost type.
 //! Fields that deliberately break a header (`version`, `ihl` overrides) exist for the
@@ -22,6 +25,7 @@ use pnet::packet::ethernet::{EtherType, EtherTypes, MutableEthernetPacket};
 use pnet::packet::ip::IpNextHeaderProtocol;
 use pnet::packet::ipv4::MutableIpv4Packet;
 use pnet::packet::ipv6::MutableIpv6Packet;
+use pnet::packet::tcp::{self, MutableTcpPacket};
 use pnet::packet::udp::{self, MutableUdpPacket};
 use pnet::packet::vlan::{ClassOfService, MutableVlanPacket};
 use pnet::util::MacAddr;
@@ -70,10 +74,17 @@ pub struct FrameSpec {
     /// UDP header for IP frames whose protocol is UDP (the default); defaults apply if absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub udp: Option<UdpSpec>,
+    /// TCP header for IP frames whose protocol is 6 (without it they carry `payload` raw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpSpec>,
     /// Payload text (UDP payload, raw L4 data, or the data after a bare `ethertype`); default
     /// [`DEFAULT_PAYLOAD`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
+    /// Pad the payload (with `.`) so that the frame is this many bytes before `truncate`:
+    /// oversized frames with consistent IP and UDP lengths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_len: Option<usize>,
     /// Cut the finished frame to this many bytes (must not be longer than the frame).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncate: Option<usize>,
@@ -200,7 +211,7 @@ impl Ipv6Spec {
     }
 }
 
-/// An IPv6 extension header (8 bytes each).
+/// An IPv6 extension header (8 bytes each, a routing header 24).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Ipv6Ext {
@@ -208,6 +219,12 @@ pub enum Ipv6Ext {
     HopByHop,
     /// Destination options (next header 60), padded with a PadN option.
     DestinationOptions,
+    /// Routing header (next header 43): a segment routing header (type 4) with one segment,
+    /// the destination, and `segments_left` (default 0: at its final destination).
+    Routing {
+        #[serde(default)]
+        segments_left: u8,
+    },
     /// Fragment header (next header 44); `offset` in 8-byte units. A non-zero offset carries
     /// `payload` raw (no UDP header).
     Fragment {
@@ -229,6 +246,7 @@ impl Ipv6Ext {
         match self {
             Ipv6Ext::HopByHop => 0,
             Ipv6Ext::DestinationOptions => 60,
+            Ipv6Ext::Routing { .. } => 43,
             Ipv6Ext::Fragment { .. } => 44,
         }
     }
@@ -284,6 +302,22 @@ impl Default for UdpSpec {
     fn default() -> Self {
         UdpSpec { src_port: default_sport(), dst_port: default_dport() }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TcpSpec {
+    #[serde(default = "default_sport")]
+    pub src_port: u16,
+    #[serde(default = "default_dport")]
+    pub dst_port: u16,
+    /// Flags byte (default SYN).
+    #[serde(default = "default_tcp_flags")]
+    pub flags: u8,
+}
+
+fn default_tcp_flags() -> u8 {
+    0x02
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.
@@ -342,43 +376,98 @@ impl FrameSpec {
     }
 }
 
-fn payload_bytes(spec: &FrameSpec) -> Vec<u8> {
-    spec.payload.as_deref().unwrap_or(DEFAULT_PAYLOAD).as_bytes().to_vec()
+/// The payload, padded by `pad` bytes (see [`FrameSpec::frame_len`]).
+fn payload_bytes(spec: &FrameSpec, pad: usize) -> Vec<u8> {
+    let mut p = spec.payload.as_deref().unwrap_or(DEFAULT_PAYLOAD).as_bytes().to_vec();
+    p.resize(p.len() + pad, b'.');
+    p
 }
 
-fn udp_datagram(udp: &UdpSpec, payload: &[u8], checksum: impl Fn(&udp::UdpPacket) -> u16) -> Vec<u8> {
-    let mut buf = vec![0u8; 8 + payload.len()];
-    let mut p = MutableUdpPacket::new(&mut buf).expect("room for a UDP header");
-    p.set_source(udp.src_port);
-    p.set_destination(udp.dst_port);
-    p.set_length((8 + payload.len()) as u16);
+/// A length field's value, or an error for packets its 16 bits cannot describe.
+fn len16(n: usize, what: &str) -> Result<u16> {
+    u16::try_from(n).with_context(|| format!("{what} of {n} bytes does not fit its 16-bit length field"))
+}
+
+/// A TCP segment: a 20-byte header (sequence 0x1000, window 64240) with its checksum.
+pub fn tcp_segment(t: &TcpSpec, payload: &[u8], checksum: impl Fn(&tcp::TcpPacket) -> u16) -> Vec<u8> {
+    let mut buf = vec![0u8; 20 + payload.len()];
+    let mut p = MutableTcpPacket::new(&mut buf).expect("room for a TCP header");
+    p.set_source(t.src_port);
+    p.set_destination(t.dst_port);
+    p.set_sequence(0x1000);
+    p.set_data_offset(5);
+    p.set_flags(t.flags);
+    p.set_window(64240);
     p.set_payload(payload);
     let c = checksum(&p.to_immutable());
     p.set_checksum(c);
     buf
 }
 
-fn ipv4_packet(spec: &FrameSpec, ip: &Ipv4Spec) -> Result<Vec<u8>> {
+/// The upper layer of an IP packet: a UDP datagram (protocol 17, by default), a TCP segment
+/// (protocol 6 with `tcp`), or the raw payload (other protocols, non-first fragments).
+fn l4_bytes(
+    spec: &FrameSpec,
+    protocol: u8,
+    first_fragment: bool,
+    pad: usize,
+    udp_sum: impl Fn(&udp::UdpPacket) -> u16,
+    tcp_sum: impl Fn(&tcp::TcpPacket) -> u16,
+) -> Result<Vec<u8>> {
+    let payload = payload_bytes(spec, pad);
+    match (protocol, &spec.tcp) {
+        (17, None) if first_fragment => {
+            let u = spec.udp.clone().unwrap_or_default();
+            udp_datagram(&u, &payload, udp_sum)
+        }
+        (6, Some(t)) if first_fragment => {
+            ensure!(spec.udp.is_none(), "a frame has `udp` or `tcp`, not both");
+            Ok(tcp_segment(t, &payload, tcp_sum))
+        }
+        _ => {
+            ensure!(
+                spec.udp.is_none() && spec.tcp.is_none(),
+                "`udp` needs protocol 17, `tcp` protocol 6, and both the first fragment"
+            );
+            Ok(payload)
+        }
+    }
+}
+
+fn udp_datagram(udp: &UdpSpec, payload: &[u8], checksum: impl Fn(&udp::UdpPacket) -> u16) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; 8 + payload.len()];
+    let mut p = MutableUdpPacket::new(&mut buf).expect("room for a UDP header");
+    p.set_source(udp.src_port);
+    p.set_destination(udp.dst_port);
+    p.set_length(len16(8 + payload.len(), "a UDP datagram")?);
+    p.set_payload(payload);
+    let c = checksum(&p.to_immutable());
+    p.set_checksum(c);
+    Ok(buf)
+}
+
+fn ipv4_packet(spec: &FrameSpec, ip: &Ipv4Spec, pad: usize) -> Result<Vec<u8>> {
     ensure!(
         ip.options_len.is_multiple_of(4) && ip.options_len <= 40,
         "ipv4.options_len must be a multiple of 4 up to 40"
     );
     ensure!(ip.frag_offset < 1 << 13, "ipv4.frag_offset is 13 bits");
-    let payload = payload_bytes(spec);
-    let l4 = if ip.protocol == 17 && ip.frag_offset == 0 {
-        let u = spec.udp.clone().unwrap_or_default();
-        udp_datagram(&u, &payload, |p| udp::ipv4_checksum(p, &ip.src, &ip.dst))
-    } else {
-        ensure!(spec.udp.is_none(), "`udp` needs protocol 17 and fragment offset 0");
-        payload
-    };
+    let l4 = l4_bytes(
+        spec,
+        ip.protocol,
+        ip.frag_offset == 0,
+        pad,
+        |p| udp::ipv4_checksum(p, &ip.src, &ip.dst),
+        |p| tcp::ipv4_checksum(p, &ip.src, &ip.dst),
+    )?;
     let hlen = 20 + ip.options_len;
+    let total = len16(hlen + l4.len(), "an IPv4 packet")?;
     let mut buf = vec![0u8; hlen + l4.len()];
     {
         let mut p = MutableIpv4Packet::new(&mut buf).expect("room for an IPv4 header");
         p.set_version(ip.version.unwrap_or(4));
         p.set_header_length(ip.ihl.unwrap_or((hlen / 4) as u8));
-        p.set_total_length((hlen + l4.len()) as u16);
+        p.set_total_length(total);
         p.set_identification(ip.id);
         let flags = (if ip.dont_fragment { 0b010 } else { 0 }) | (if ip.more_fragments { 0b001 } else { 0 });
         p.set_flags(flags);
@@ -402,16 +491,16 @@ fn ipv4_packet(spec: &FrameSpec, ip: &Ipv4Spec) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-fn ipv6_packet(spec: &FrameSpec, ip: &Ipv6Spec) -> Result<Vec<u8>> {
-    let payload = payload_bytes(spec);
-    let raw_l4 = ip.ext.iter().any(|e| matches!(e, Ipv6Ext::Fragment { offset, .. } if *offset != 0));
-    let l4 = if ip.next_header == 17 && !raw_l4 {
-        let u = spec.udp.clone().unwrap_or_default();
-        udp_datagram(&u, &payload, |p| udp::ipv6_checksum(p, &ip.src, &ip.dst))
-    } else {
-        ensure!(spec.udp.is_none(), "`udp` needs next_header 17 and no non-first fragment");
-        payload
-    };
+fn ipv6_packet(spec: &FrameSpec, ip: &Ipv6Spec, pad: usize) -> Result<Vec<u8>> {
+    let later_fragment = ip.ext.iter().any(|e| matches!(e, Ipv6Ext::Fragment { offset, .. } if *offset != 0));
+    let l4 = l4_bytes(
+        spec,
+        ip.next_header,
+        !later_fragment,
+        pad,
+        |p| udp::ipv6_checksum(p, &ip.src, &ip.dst),
+        |p| tcp::ipv6_checksum(p, &ip.src, &ip.dst),
+    )?;
     let mut ext = Vec::new();
     for (i, e) in ip.ext.iter().enumerate() {
         let next = ip.ext.get(i + 1).map(Ipv6Ext::code).unwrap_or(ip.next_header);
@@ -419,6 +508,12 @@ fn ipv6_packet(spec: &FrameSpec, ip: &Ipv6Spec) -> Result<Vec<u8>> {
             Ipv6Ext::HopByHop | Ipv6Ext::DestinationOptions => {
                 // next header, length 0 (8 bytes), PadN with 4 bytes of padding.
                 ext.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+            }
+            Ipv6Ext::Routing { segments_left } => {
+                // next header, length 2 (24 bytes), type 4, segments left, last entry 0,
+                // flags, tag; then the one segment.
+                ext.extend_from_slice(&[next, 2, 4, *segments_left, 0, 0, 0, 0]);
+                ext.extend_from_slice(&ip.dst.octets());
             }
             Ipv6Ext::Fragment { offset, more, id } => {
                 ensure!(*offset < 1 << 13, "fragment offset is 13 bits");
@@ -433,7 +528,7 @@ fn ipv6_packet(spec: &FrameSpec, ip: &Ipv6Spec) -> Result<Vec<u8>> {
     {
         let mut p = MutableIpv6Packet::new(&mut buf).expect("room for an IPv6 header");
         p.set_version(ip.version.unwrap_or(6));
-        p.set_payload_length((ext.len() + l4.len()) as u16);
+        p.set_payload_length(len16(ext.len() + l4.len(), "an IPv6 payload")?);
         p.set_next_header(IpNextHeaderProtocol::new(ip.ext.first().map(Ipv6Ext::code).unwrap_or(ip.next_header)));
         p.set_hop_limit(ip.hop_limit);
         p.set_source(ip.src);
@@ -445,7 +540,10 @@ fn ipv6_packet(spec: &FrameSpec, ip: &Ipv6Spec) -> Result<Vec<u8>> {
 }
 
 fn arp_packet(spec: &FrameSpec, arp: &ArpSpec, src_mac: [u8; 6]) -> Result<Vec<u8>> {
-    ensure!(spec.udp.is_none() && spec.payload.is_none(), "ARP frames take no `udp` or `payload`");
+    ensure!(
+        spec.udp.is_none() && spec.tcp.is_none() && spec.payload.is_none() && spec.frame_len.is_none(),
+        "ARP frames take no `udp`, `tcp`, `payload` or `frame_len`"
+    );
     let mut buf = vec![0u8; 28];
     let mut p = MutableArpPacket::new(&mut buf).expect("room for ARP");
     p.set_hardware_type(ArpHardwareTypes::Ethernet);
@@ -465,18 +563,25 @@ fn arp_packet(spec: &FrameSpec, arp: &ArpSpec, src_mac: [u8; 6]) -> Result<Vec<u
 
 /// Builds the frame described by `spec`.
 pub fn build(spec: &FrameSpec) -> Result<Vec<u8>> {
+    let Some(want) = spec.frame_len else { return build_padded(spec, 0) };
+    let natural = build_padded(spec, 0)?.len();
+    ensure!(want >= natural, "frame_len: {want} is shorter than the {natural}-byte frame");
+    build_padded(spec, want - natural)
+}
+
+fn build_padded(spec: &FrameSpec, pad: usize) -> Result<Vec<u8>> {
     let src_mac = parse_mac(spec.src_mac.as_deref().unwrap_or(DEFAULT_SRC_MAC))?;
     let dst_mac = parse_mac(spec.dst_mac.as_deref().unwrap_or(DEFAULT_DST_MAC))?;
     let l3s = [spec.ipv4.is_some(), spec.ipv6.is_some(), spec.arp.is_some()].iter().filter(|b| **b).count();
     let (natural, l3) = match (&spec.ipv4, &spec.ipv6, &spec.arp) {
         _ if l3s > 1 => bail!("a frame has one of ipv4, ipv6, arp"),
-        (Some(ip), _, _) => (ETHERTYPE_IPV4, ipv4_packet(spec, ip)?),
-        (_, Some(ip), _) => (ETHERTYPE_IPV6, ipv6_packet(spec, ip)?),
+        (Some(ip), _, _) => (ETHERTYPE_IPV4, ipv4_packet(spec, ip, pad)?),
+        (_, Some(ip), _) => (ETHERTYPE_IPV6, ipv6_packet(spec, ip, pad)?),
         (_, _, Some(arp)) => (ETHERTYPE_ARP, arp_packet(spec, arp, src_mac)?),
         _ => {
             let Some(t) = spec.ethertype else { bail!("a frame needs ipv4, ipv6, arp or an ethertype") };
-            ensure!(spec.udp.is_none(), "`udp` needs an IP frame");
-            (t, payload_bytes(spec))
+            ensure!(spec.udp.is_none() && spec.tcp.is_none(), "`udp` and `tcp` need an IP frame");
+            (t, payload_bytes(spec, pad))
         }
     };
     let inner_type = spec.ethertype.unwrap_or(natural);
@@ -588,6 +693,31 @@ mod tests {
         assert_eq!(ip.get_payload_length() as usize, 16 + 8 + DEFAULT_PAYLOAD.len());
         let u = UdpPacket::new(&f[14 + 56..]).unwrap();
         assert_eq!(u.get_checksum(), udp::ipv6_checksum(&u, &ip.get_source(), &ip.get_destination()));
+    }
+
+    #[test]
+    fn routing_header_tcp_and_frame_len() {
+        let f = yaml("ipv6: {src: '2001:db8::1', ext: [{type: routing, segments_left: 1}], next_header: 6}\ntcp: {dst_port: 80}\npayload: ''")
+            .build()
+            .unwrap();
+        assert_eq!(f[14 + 6], 43);
+        assert_eq!(&f[14 + 40..14 + 44], &[6, 2, 4, 1]);
+        assert_eq!(&f[14 + 48..14 + 64], &DEFAULT_DST_V6.octets());
+        let t = pnet::packet::tcp::TcpPacket::new(&f[14 + 64..]).unwrap();
+        assert_eq!((t.get_destination(), t.get_flags(), f.len()), (80, 0x02, 14 + 64 + 20));
+        let ip = Ipv6Packet::new(&f[14..]).unwrap();
+        assert_eq!(t.get_checksum(), tcp::ipv6_checksum(&t, &ip.get_source(), &ip.get_destination()));
+        let f = yaml("ipv4: {src: 10.0.0.1}\nframe_len: 9000").build().unwrap();
+        assert_eq!(f.len(), 9000);
+        let ip = Ipv4Packet::new(&f[14..]).unwrap();
+        assert_eq!(ip.get_total_length(), 9000 - 14);
+        assert_eq!(UdpPacket::new(ip.payload()).unwrap().get_length(), 9000 - 34);
+        assert_eq!(yaml("ethertype: 0x88b5\nframe_len: 80000").build().unwrap().len(), 80000);
+        // Lengths the 16-bit fields cannot hold, a frame_len under the frame, udp with tcp.
+        assert!(yaml("ipv4: {src: 10.0.0.1}\nframe_len: 70000").build().is_err());
+        assert!(yaml("ipv4: {src: 10.0.0.1}\nframe_len: 20").build().is_err());
+        assert!(yaml("ipv4: {src: 10.0.0.1, protocol: 6}\ntcp: {}\nudp: {}").build().is_err());
+        assert!(yaml("ipv4: {src: 10.0.0.1}\ntcp: {}").build().is_err());
     }
 
     #[test]

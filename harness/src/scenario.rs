@@ -17,6 +17,8 @@
 //! ```
 //! A packet with `kernel_refuses: true` is one the kernel will not let reach an XDP program
 //! (shorter than an Ethernet header): `BPF_PROG_TEST_RUN` must refuse it and no counter moves.
+//! Whether it runs a program on a frame over a page depends on the kernel: the conformance run
+//! asks it ([`crate::conformance::KernelLimits`]).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};

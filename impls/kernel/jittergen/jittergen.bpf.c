@@ -73,7 +73,8 @@ static __always_inline int finish(__u32 counter, int verdict)
 	return verdict;
 }
 
-/* IPv4/IPv6 header and ports; -1 for anything else. bpf_skb_load_bytes also reaches headers
+/* IPv4/IPv6 header and ports; -1 for anything else, and for an IP header that is cut off or
+ * invalid (version, IHL): the ports' place is unknown. bpf_skb_load_bytes also reaches headers
  * outside the linear part of the skb. */
 static __always_inline int parse(struct __sk_buff *skb, struct packet *p)
 {
@@ -84,8 +85,10 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *p)
 
 		if (bpf_skb_load_bytes(skb, ETH_HLEN, ip, sizeof(ip)))
 			return -1;
-		p->protocol = ip[9];
 		l4 = ETH_HLEN + (ip[0] & 0x0f) * 4;
+		if (ip[0] >> 4 != 4 || (ip[0] & 0x0f) < 5 || l4 > skb->len)
+			return -1;
+		p->protocol = ip[9];
 		/* A later fragment carries no L4 header. */
 		if ((((__u16)ip[6] << 8 | ip[7]) & 0x1fff) != 0)
 			return 0;
@@ -93,7 +96,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct packet *p)
 		__u8 ip6[40];
 
 		/* Extension headers are not walked: their packets match by address family only. */
-		if (bpf_skb_load_bytes(skb, ETH_HLEN, ip6, sizeof(ip6)))
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, ip6, sizeof(ip6)) || ip6[0] >> 4 != 6)
 			return -1;
 		p->protocol = ip6[6];
 		l4 = ETH_HLEN + 40;

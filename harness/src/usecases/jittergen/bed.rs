@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::bpf::{self, Map, Prog};
 use crate::netns::{NetNs, VethConfig, VethPair};
+use crate::conformance::{refusal_problems, KernelLimits};
 pub use crate::conformance::{ConformanceReport, Mismatch};
 use crate::process::{Implementation, Running, TempDir};
 
@@ -731,11 +732,29 @@ pub struct Case {
     pub packets: Vec<Packet>,
 }
 
+/// A vector's frame: the short form above, or anything [`crate::frames::FrameSpec`] builds
+/// (VLAN tags, IP options and bad headers, extension headers, truncated and oversized frames).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum VectorFrame {
+    Short(FrameSpec),
+    Spec(crate::frames::FrameSpec),
+}
+
+impl VectorFrame {
+    pub fn build(&self) -> Result<Vec<u8>> {
+        match self {
+            VectorFrame::Short(spec) => frame(spec),
+            VectorFrame::Spec(spec) => spec.build(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Packet {
     pub name: String,
-    pub frame: FrameSpec,
+    pub frame: VectorFrame,
     /// `ok` or `shot`.
     pub verdict: String,
     /// The verdict counter that must go up by one per run (`dropped`, `delayed`, ...).
@@ -760,6 +779,10 @@ pub struct Packet {
     /// Rule (index) whose `rule_hits` must go up by one per run.
     #[serde(default)]
     pub rule: Option<u32>,
+    /// Shorter than an Ethernet header: the kernel refuses to run a program on it (`verdict`
+    /// and `counter` are what the program would do).
+    #[serde(default)]
+    pub kernel_refuses: bool,
 }
 
 impl Vectors {
@@ -767,12 +790,24 @@ impl Vectors {
         crate::process::workspace_dir().join("scenarios/jittergen/vectors.yaml")
     }
 
+    /// Reads the vectors; every frame must build.
     pub fn load() -> Result<Vectors> {
         crate::scenario::load_with(&Self::path(), Vectors::parse)
     }
 
+    /// Parses the vectors; every frame must build.
     pub fn parse(text: &str) -> Result<Vectors> {
-        yaml_serde::from_str(text).context("parsing")
+        let v: Vectors = yaml_serde::from_str(text).context("parsing")?;
+        for (case, p) in v.cases.iter().flat_map(|c| c.packets.iter().map(move |p| (c, p))) {
+            let at = || format!("case `{}`, packet `{}`", case.name, p.name);
+            let frame = p.frame.build().with_context(at)?;
+            ensure!(
+                p.kernel_refuses == (frame.len() < bpf::ETH_HLEN),
+                "{}: `kernel_refuses` must be set exactly for frames shorter than 14 bytes",
+                at()
+            );
+        }
+        Ok(v)
     }
 
     pub fn packet_count(&self) -> usize {
@@ -791,14 +826,16 @@ pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
 /// Every case of the vectors: the implementation starts on a silent veth with the case's config,
 /// its program must be attached (TCX here), and each frame, run with `BPF_PROG_TEST_RUN`, must
 /// get the expected verdict, move exactly the expected counters and carry the expected
-/// departure time. After SIGINT: exit 0, an `exit` line, nothing attached, the program gone.
+/// departure time; a frame the kernel refuses (see [`KernelLimits`]) must be refused alike and
+/// move nothing. After SIGINT: exit 0, an `exit` line, nothing attached, the program gone.
 pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     bpf::check_privileges()?;
     let vectors = Vectors::load()?;
     let tmp = TempDir::new(&format!("jgconf-{}", imp.lib))?;
     let (ns, _veth) = crate::conformance::silent_veth(&format!("jgconf-{}", imp.lib), TEST_IFACE, "jg1")?;
+    let limits = KernelLimits::new(BPF_PROG_TYPE_SCHED_CLS)?;
     Ok(crate::conformance::run_cases(imp, &vectors.cases, vectors.packet_count(), |c| &c.name, |case, fail| {
-        conformance_case(imp, &ns, &tmp, case, fail)
+        conformance_case(imp, &ns, &tmp, &limits, case, fail)
     }))
 }
 
@@ -806,6 +843,7 @@ fn conformance_case(
     imp: &Implementation,
     ns: &NetNs,
     tmp: &TempDir,
+    limits: &KernelLimits,
     case: &Case,
     fail: &mut dyn FnMut(&str, String),
 ) -> Result<()> {
@@ -818,13 +856,23 @@ fn conformance_case(
     let hits_map = bpf::find_map_of_prog(loader.prog(), "rule_hits")?;
     let mut previous_tstamp = 0u64;
     for p in &case.packets {
-        let frame = frame(&p.frame)?;
+        let frame = p.frame.build()?;
         let runs = p.runs.unwrap_or(1);
         let before = loader.counters()?;
         let hits_before = match p.rule {
             Some(r) => hits_map.lookup_percpu_u64_sum(&r.to_ne_bytes())?,
             None => 0,
         };
+        if let Some(errno) = limits.refusal(&frame)? {
+            let run = test_run_skb(loader.prog(), &frame, 1);
+            let d = loader.counters()?.since(&before);
+            let moved = (d != Counters::default()).then(|| d.to_string());
+            for (expected, got) in refusal_problems(&run, errno, frame.len(), moved) {
+                fail(&p.name, format!("expected {expected}, got {got}"));
+            }
+            continue;
+        }
+        ensure!(!p.kernel_refuses, "{}: the kernel ran a {}-byte frame", p.name, frame.len());
         let mut last = None;
         for _ in 0..runs {
             last = Some(test_run_skb(loader.prog(), &frame, 1)?);
@@ -1362,4 +1410,21 @@ fn which(tool: &str) -> Result<PathBuf> {
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("`{tool}` not found on the host (iproute2)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workspace_vectors_build() {
+        let v = Vectors::load().unwrap_or_else(|e| panic!("{e:#}"));
+        let frames: Vec<&VectorFrame> = v.cases.iter().flat_map(|c| &c.packets).map(|p| &p.frame).collect();
+        assert!(frames.iter().any(|f| matches!(f, VectorFrame::Short(_))));
+        assert!(frames.iter().any(|f| matches!(f, VectorFrame::Spec(_))));
+        // The short form stays short: `arp: true` is it, `arp: {}` a frames spec.
+        let short: VectorFrame = serde_yaml::from_str("{arp: true}").unwrap();
+        let spec: VectorFrame = serde_yaml::from_str("{arp: {}}").unwrap();
+        assert!(matches!((short, spec), (VectorFrame::Short(_), VectorFrame::Spec(_))));
+    }
 }

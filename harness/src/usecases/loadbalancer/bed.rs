@@ -33,11 +33,12 @@ use bpfeval_shared::loadbalancer::{abi, maglev, Config};
 use pnet::packet::ip::IpNextHeaderProtocol;
 use pnet::packet::ipv4::MutableIpv4Packet;
 use pnet::packet::ipv6::MutableIpv6Packet;
-use pnet::packet::tcp::{self, MutableTcpPacket};
+use pnet::packet::tcp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::bpf::{self, Map, Prog};
+use crate::conformance::{refusal_problems, KernelLimits};
 use crate::frames::{self, FrameSpec, VlanTag};
 use crate::netns::{format_mac, NetNs, VethConfig, VethPair, XdpAttachment};
 // The run-level types of a conformance run and an implementation's exit are the same as
@@ -238,21 +239,10 @@ impl TcpFrame {
 
     pub fn build(&self) -> Result<Vec<u8>> {
         let payload = self.payload.as_deref().unwrap_or("").as_bytes();
-        let mut seg = vec![0u8; 20 + payload.len()];
-        {
-            let mut t = MutableTcpPacket::new(&mut seg).expect("room for TCP");
-            t.set_source(self.src_port);
-            t.set_destination(self.dst_port);
-            t.set_sequence(0x1000);
-            t.set_data_offset(5);
-            t.set_flags(self.flags);
-            t.set_window(64240);
-            t.set_payload(payload);
-        }
+        let spec = frames::TcpSpec { src_port: self.src_port, dst_port: self.dst_port, flags: self.flags };
         let (ethertype, l3) = match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let c = tcp::ipv4_checksum(&tcp::TcpPacket::new(&seg).unwrap(), &s, &d);
-                seg[16..18].copy_from_slice(&c.to_be_bytes());
+                let seg = frames::tcp_segment(&spec, payload, |p| tcp::ipv4_checksum(p, &s, &d));
                 ensure!(
                     self.options_len.is_multiple_of(4) && self.options_len <= 40,
                     "options_len: a multiple of 4 up to 40"
@@ -279,8 +269,7 @@ impl TcpFrame {
             }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
                 ensure!(self.options_len == 0, "options_len is for IPv4");
-                let c = tcp::ipv6_checksum(&tcp::TcpPacket::new(&seg).unwrap(), &s, &d);
-                seg[16..18].copy_from_slice(&c.to_be_bytes());
+                let seg = frames::tcp_segment(&spec, payload, |p| tcp::ipv6_checksum(p, &s, &d));
                 let mut buf = vec![0u8; 40 + seg.len()];
                 {
                     let mut p = MutableIpv6Packet::new(&mut buf).expect("room for IPv6");
@@ -512,6 +501,10 @@ pub struct PacketVector {
     pub frame: LbFrame,
     pub expect: Expect,
     pub verdict: Verdict,
+    /// Shorter than an Ethernet header: the kernel refuses to run a program on it (the
+    /// verdict is the one the program would give).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kernel_refuses: bool,
 }
 
 impl Vectors {
@@ -551,7 +544,11 @@ impl Vectors {
                 ensure!(pnames.insert(p.name.as_str()), "{}: duplicate packet name", at());
                 ensure!(p.verdict.expect() == p.expect, "{}: `expect` contradicts verdict {}", at(), p.verdict.name());
                 let frame = p.frame.build().with_context(at)?;
-                ensure!(frame.len() >= bpf::ETH_HLEN, "{}: the kernel refuses frames under 14 bytes", at());
+                ensure!(
+                    p.kernel_refuses == (frame.len() < bpf::ETH_HLEN),
+                    "{}: `kernel_refuses` must be set exactly for frames shorter than 14 bytes",
+                    at()
+                );
                 let (verdict, _) = model.classify(&frame);
                 ensure!(
                     verdict == p.verdict,
@@ -750,8 +747,9 @@ pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     let vectors = Vectors::workspace()?;
     let tmp = TempDir::new(&format!("lbconf-{}", imp.lib))?;
     let (ns, _veth) = test_network(&format!("lbconf-{}", imp.lib))?;
+    let limits = KernelLimits::new(bpf::BPF_PROG_TYPE_XDP)?;
     Ok(crate::conformance::run_cases(imp, &vectors.cases, vectors.packet_count(), |c| &c.name, |case, fail| {
-        conformance_case(imp, &ns, &tmp, case, fail)
+        conformance_case(imp, &ns, &tmp, &limits, case, fail)
     }))
 }
 
@@ -759,6 +757,7 @@ fn conformance_case(
     imp: &Implementation,
     ns: &NetNs,
     tmp: &TempDir,
+    limits: &KernelLimits,
     case: &Case,
     report: &mut dyn FnMut(&str, String),
 ) -> Result<()> {
@@ -783,7 +782,12 @@ fn conformance_case(
     let mut expected_hits = vec![0u64; config.servers.len()];
     let mut backends_used = std::collections::BTreeSet::new();
     for (name, frame, stated) in &packets {
-        let (verdict, backend) = model.classify(frame);
+        let refused = limits.refusal(frame)?;
+        // A frame the kernel refuses never reaches the program's connection table.
+        let (verdict, backend) = match refused {
+            Some(_) => model.clone().classify(frame),
+            None => model.classify(frame),
+        };
         if *stated != Some(verdict) {
             // The vectors were checked against the model; a sweep flow may collide with a
             // vector's flow only if the vectors reuse sweep addresses.
@@ -794,6 +798,13 @@ fn conformance_case(
         let run = lb.handles().prog.test_run_xdp(frame);
         let delta = lb.counters()?.since(&before);
         let hits: Vec<u64> = (0..expected_hits.len() as u32).map(|s| lb.hits(s)).collect::<Result<_>>()?;
+        if let Some(errno) = refused {
+            let moved = (delta != Counters::default() || hits != hits_before).then(|| format!("{delta}, backends {hits:?}"));
+            for (expected, got) in refusal_problems(&run, errno, frame.len(), moved) {
+                fail(name, expected, got);
+            }
+            continue;
+        }
         let r = match run {
             Ok(r) => r,
             Err(e) => {

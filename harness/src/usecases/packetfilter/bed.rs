@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, ensure, Context, Result};
 use bpfeval_shared::packetfilter::abi;
 use serde_json::Value;
 
@@ -229,7 +229,8 @@ pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
 /// `packetfilter` program must be attached natively. Per packet: read `verdicts`, run the
 /// frame with `BPF_PROG_TEST_RUN`, then the XDP verdict must be the expected one, exactly the
 /// expected counter must have gone up by one, and the frame must be unchanged
-/// (`kernel_refuses` frames: the kernel must refuse them, no counter moves). After SIGINT:
+/// (frames the kernel refuses, see [`conformance::KernelLimits`]: refused alike, no counter
+/// moves; `kernel_refuses` vectors must be among them). After SIGINT:
 /// exit 0 with an `exit` line, the final stats' `rule_hits` equal the rules the vectors name,
 /// nothing attached, the program unloaded. Errors are for the run itself (no namespace, a bad
 /// vectors file); what an implementation does wrong is a [`Mismatch`].
@@ -238,8 +239,9 @@ pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     let vectors = Vectors::packetfilter()?;
     let tmp = TempDir::new(&format!("conf-{}", imp.lib))?;
     let (ns, _veth) = test_network(&format!("conf-{}", imp.lib))?;
+    let limits = conformance::KernelLimits::new(bpf::BPF_PROG_TYPE_XDP)?;
     Ok(conformance::run_cases(imp, &vectors.cases, vectors.packet_count(), |c| &c.name, |case, fail| {
-        conformance_case(imp, &ns, &tmp, case, fail)
+        conformance_case(imp, &ns, &tmp, &limits, case, fail)
     }))
 }
 
@@ -247,6 +249,7 @@ fn conformance_case(
     imp: &Implementation,
     ns: &NetNs,
     tmp: &TempDir,
+    limits: &conformance::KernelLimits,
     case: &Case,
     report: &mut dyn FnMut(&str, String),
 ) -> Result<()> {
@@ -262,21 +265,18 @@ fn conformance_case(
     let mut expected_hits: BTreeMap<String, u64> = BTreeMap::new();
     for p in &case.packets {
         let frame = p.frame.build()?;
+        let refused = limits.refusal(&frame)?;
         let before = filter.counters()?;
         let run = filter.handles().prog.test_run_xdp(&frame);
         let delta = filter.counters()?.since(&before);
-        if p.kernel_refuses {
-            let refusal = "the kernel to refuse the frame (EINVAL)".to_string();
-            match run {
-                Err(e) if bpf::is_kernel_refusal(&e) => {}
-                Err(e) => fail(&p.name, refusal, format!("{e:#}")),
-                Ok(r) => fail(&p.name, refusal, format!("it ran: retval {} ({} bytes)", r.retval, frame.len())),
-            }
-            if delta != Counters::default() {
-                fail(&p.name, "no counter to move".into(), delta.to_string());
+        if let Some(errno) = refused {
+            let moved = (delta != Counters::default()).then(|| delta.to_string());
+            for (expected, got) in conformance::refusal_problems(&run, errno, frame.len(), moved) {
+                fail(&p.name, expected, got);
             }
             continue;
         }
+        ensure!(!p.kernel_refuses, "{}: the kernel ran a {}-byte frame", p.name, frame.len());
         let r = match run {
             Ok(r) => r,
             Err(e) => {

@@ -62,21 +62,32 @@ pub fn jittergen(ctx: TcContext) -> i32 {
     finish(COUNTER_UNMATCHED, OK)
 }
 
-/// IPv4/IPv6 header and ports; `None` for anything else. `load` (bpf_skb_load_bytes) also
+/// IPv4/IPv6 header and ports; `None` for anything else, and for an IP header that is cut off
+/// or invalid (version, IHL): the ports' place is unknown. `load` (bpf_skb_load_bytes) also
 /// reaches headers outside the linear part of the skb.
 #[inline(always)]
 fn parse(ctx: &TcContext) -> Option<Packet> {
     let (protocol, l4) = match u16::from_be(ctx.skb.protocol() as u16) {
         ETH_P_IP => {
             let ip: [u8; 20] = ctx.load(ETH_HLEN).ok()?;
+            let l4 = ETH_HLEN + usize::from(ip[0] & 0x0f) * 4;
+            if ip[0] >> 4 != 4 || ip[0] & 0x0f < 5 || l4 > ctx.len() as usize {
+                return None;
+            }
             // A later fragment carries no L4 header.
             if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
                 return Some(Packet { protocol: ip[9], ports: None });
             }
-            (ip[9], ETH_HLEN + usize::from(ip[0] & 0x0f) * 4)
+            (ip[9], l4)
         }
         // Extension headers are not walked: their packets match by address family only.
-        ETH_P_IPV6 => (ctx.load::<[u8; 40]>(ETH_HLEN).ok()?[6], ETH_HLEN + 40),
+        ETH_P_IPV6 => {
+            let ip6: [u8; 40] = ctx.load(ETH_HLEN).ok()?;
+            if ip6[0] >> 4 != 6 {
+                return None;
+            }
+            (ip6[6], ETH_HLEN + 40)
+        }
         _ => return None,
     };
     let ports = match protocol {

@@ -87,21 +87,33 @@ fn load<const N: usize>(skb: &SkBuff, offset: usize) -> Option<[u8; N]> {
     }
 }
 
-/// IPv4/IPv6 header and ports; `None` for anything else.
+/// IPv4/IPv6 header and ports; `None` for anything else, and for an IP header that is cut off
+/// or invalid (version, IHL): the ports' place is unknown.
 #[inline(always)]
 fn parse(skb: &SkBuff) -> Option<Packet> {
-    // SAFETY: the context the kernel passed; `protocol` is a readable __sk_buff field.
-    let (protocol, l4) = match u16::from_be(unsafe { (*skb.skb).protocol } as u16) {
+    // SAFETY: the context the kernel passed; `protocol` and `len` are readable __sk_buff fields.
+    let (protocol, len) = unsafe { ((*skb.skb).protocol, (*skb.skb).len) };
+    let (protocol, l4) = match u16::from_be(protocol as u16) {
         ETH_P_IP => {
             let ip = load::<20>(skb, ETH_HLEN)?;
+            let l4 = ETH_HLEN + usize::from(ip[0] & 0x0f) * 4;
+            if ip[0] >> 4 != 4 || ip[0] & 0x0f < 5 || l4 > len as usize {
+                return None;
+            }
             // A later fragment carries no L4 header.
             if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 {
                 return Some(Packet { protocol: ip[9], ports: None });
             }
-            (ip[9], ETH_HLEN + usize::from(ip[0] & 0x0f) * 4)
+            (ip[9], l4)
         }
         // Extension headers are not walked: their packets match by address family only.
-        ETH_P_IPV6 => (load::<40>(skb, ETH_HLEN)?[6], ETH_HLEN + 40),
+        ETH_P_IPV6 => {
+            let ip6 = load::<40>(skb, ETH_HLEN)?;
+            if ip6[0] >> 4 != 6 {
+                return None;
+            }
+            (ip6[6], ETH_HLEN + 40)
+        }
         _ => return None,
     };
     let ports = match protocol {
