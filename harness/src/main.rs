@@ -49,7 +49,7 @@ enum Cmd {
         /// Use cases (default: all).
         #[arg(long, value_delimiter = ',')]
         usecases: Vec<String>,
-        /// Libraries (default: aya, libbpf-rs, redbpf).
+        /// Libraries (default: every library of the registry).
         #[arg(long, value_delimiter = ',')]
         libs: Vec<String>,
         /// The run directory that gets kernels.csv.
@@ -115,7 +115,12 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("harness: {e:#}");
-            ExitCode::FAILURE
+            // Bad input exits 2 (as clap does for malformed arguments): nothing was started.
+            if e.chain().any(|c| c.is::<harness::BadInput>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
