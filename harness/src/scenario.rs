@@ -15,8 +15,10 @@
 //!         verdict: drop_block              # the one `verdicts` counter that goes up
 //!         rule: rules.ipv4.block[0]        # for pass_allow / drop_block: the rule counted
 //! ```
-//! A packet with `kernel_refuses: true` is one the kernel will not let reach an XDP program
-//! (shorter than an Ethernet header): `BPF_PROG_TEST_RUN` must refuse it and no counter moves.
+//! A packet with `kernel_refuses: true` is shorter than an Ethernet header: where the running
+//! kernel's `BPF_PROG_TEST_RUN` refuses such frames (probed, see
+//! `packetfilter::kernel_refuses_short_frames`) it must refuse it and no counter moves; where the
+//! kernel runs it (5.10), its `expect` and `verdict` apply like any vector's.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -134,7 +136,7 @@ pub struct PacketVector {
     /// The rule (`rules.ipv4.block[2]`) counted in `rule_hits`, for `pass_allow` and `drop_block`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// The kernel refuses to run a program on this frame (see the module docs).
+    /// A kernel may refuse to run a program on this frame (see the module docs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kernel_refuses: bool,
 }
