@@ -60,7 +60,14 @@ fn first_relevant(text: &str) -> String {
     keys.iter()
         .find_map(|k| lines.iter().find(|l| l.to_lowercase().contains(k)))
         .or(lines.first())
-        .map(|l| l.chars().take(300).collect())
+        .map(|l| {
+            // Errors nest outside in: the innermost cause (the kernel's, the loader's) ends the line.
+            let chars: Vec<char> = l.chars().collect();
+            match chars.len() {
+                n if n > 400 => format!("…{}", chars[n - 400..].iter().collect::<String>()),
+                _ => l.to_string(),
+            }
+        })
         .unwrap_or_default()
 }
 
