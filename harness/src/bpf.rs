@@ -245,8 +245,9 @@ pub struct ProgInfo {
     /// Kernel object name, at most [`OBJ_NAME_MAX`] bytes.
     pub name: String,
     pub tag: [u8; 8],
-    /// Instructions the verifier processed (a measure of verification cost).
-    pub verified_insns: u32,
+    /// Instructions the verifier processed (a measure of verification cost); `None` when the
+    /// kernel's `bpf_prog_info` is too short to have the field (it came with 5.16).
+    pub verified_insns: Option<u32>,
     /// Size of the program after verifier rewrites, in bytes (8 per instruction).
     pub xlated_prog_len: u32,
     /// Size of the JIT-compiled machine code in bytes.
@@ -337,7 +338,7 @@ impl Prog {
     /// The program's metadata, including the ids of the maps it uses.
     pub fn info(&self) -> Result<ProgInfo> {
         let mut raw: RawProgInfo = zeroed();
-        obj_info(self.fd(), &mut raw).context("BPF_OBJ_GET_INFO_BY_FD (prog)")?;
+        let len = obj_info(self.fd(), &mut raw).context("BPF_OBJ_GET_INFO_BY_FD (prog)")? as usize;
         let mut map_ids = vec![0u32; raw.nr_map_ids as usize];
         if !map_ids.is_empty() {
             // Second call: only ask for the map ids.
@@ -352,7 +353,9 @@ impl Prog {
             prog_type: raw.prog_type,
             name: name_of(&raw.name),
             tag: raw.tag,
-            verified_insns: raw.verified_insns,
+            // The kernel says how much of the struct it filled.
+            verified_insns: (len >= std::mem::offset_of!(RawProgInfo, verified_insns) + size_of::<u32>())
+                .then_some(raw.verified_insns),
             xlated_prog_len: raw.xlated_prog_len,
             jited_prog_len: raw.jited_prog_len,
             run_time_ns: raw.run_time_ns,
@@ -967,7 +970,7 @@ mod tests {
         assert_eq!(info.name, "hb_selftest_pro");
         assert_eq!(info.prog_type, BPF_PROG_TYPE_XDP);
         assert_eq!(info.xlated_prog_len, 16);
-        assert!(info.verified_insns >= 2, "{info:?}");
+        assert!(info.verified_insns.is_some_and(|n| n >= 2), "{info:?}");
         let frame = [0xffu8; 60];
         let r = prog.test_run_xdp(&frame).unwrap();
         assert_eq!(r.retval, XDP_DROP);

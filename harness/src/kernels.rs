@@ -18,6 +18,8 @@ pub const FAILS_TO_LOAD: &str = "fails-to-load";
 pub const WRONG_RESULTS: &str = "wrong-results";
 pub const LACKS_FEATURE: &str = "lacks-feature";
 pub const NOT_BUILT: &str = "not-built";
+/// Every status a cell can have.
+pub const STATUSES: &[&str] = &[PASS, FAILS_TO_LOAD, WRONG_RESULTS, LACKS_FEATURE, NOT_BUILT];
 
 /// The kernels of the full matrix (`host` is the machine's own).
 pub const ALL: &[&str] = &["5.10", "6.1", "6.12", "7.2", "host"];
@@ -49,15 +51,23 @@ impl Features {
     }
 }
 
-/// The first line of `text` that says why a load failed (the verifier's or loader's), else its first line.
+/// The line of `text` that says why a load failed, else its first line: the verifier's own
+/// complaint (in a loader's printed load log) before the loader's summary of it ("BPF program
+/// load failed: Invalid argument"), hence the keys in order of precedence.
 pub fn first_relevant(text: &str) -> String {
     let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let keys = ["invalid", "unknown func", "verifier", "permission", "not supported", "error", "failed"];
-    lines
-        .iter()
-        .find(|l| keys.iter().any(|k| l.to_lowercase().contains(k)))
+    let keys = ["unknown func", "invalid", "not supported", "permission", "verifier", "error", "failed"];
+    keys.iter()
+        .find_map(|k| lines.iter().find(|l| l.to_lowercase().contains(k)))
         .or(lines.first())
-        .map(|l| l.chars().take(300).collect())
+        .map(|l| {
+            // Errors nest outside in: the innermost cause (the kernel's, the loader's) ends the line.
+            let chars: Vec<char> = l.chars().collect();
+            match chars.len() {
+                n if n > 400 => format!("…{}", chars[n - 400..].iter().collect::<String>()),
+                _ => l.to_string(),
+            }
+        })
         .unwrap_or_default()
 }
 
@@ -79,14 +89,38 @@ pub fn from_conformance(report: Result<ConformanceReport>) -> (String, String) {
     (WRONG_RESULTS.into(), format!("{} mismatches: {}", report.mismatches.len(), shown.join("; ")))
 }
 
+/// After passing vectors, the use case's check on a real wire (`problems`: what was wrong).
+pub fn wire(vectors: (String, String), what: &str, problems: impl FnOnce() -> Result<Vec<String>>) -> (String, String) {
+    if vectors.0 != PASS {
+        return vectors;
+    }
+    match problems() {
+        Ok(p) if p.is_empty() => (PASS.into(), format!("{}; {what} pass", vectors.1)),
+        Ok(p) => (WRONG_RESULTS.into(), format!("{what}: {}", p.join("; "))),
+        Err(e) => (WRONG_RESULTS.into(), format!("{what} did not run: {}", first_relevant(&format!("{e:#}")))),
+    }
+}
+
+/// `name=count` per program, `name=n/a` where the kernel does not report the count.
+fn insns_text(seen: &crate::process::VerifiedInsns) -> String {
+    let one = |(name, n): (&String, &Option<u32>)| match n {
+        Some(n) => format!("{name}={n}"),
+        None => format!("{name}=n/a"),
+    };
+    seen.iter().map(one).collect::<Vec<_>>().join(" ")
+}
+
 /// Checks one implementation on the running kernel: what its use case checks there
-/// ([`crate::usecases::UseCase::on_kernel`]).
+/// ([`crate::usecases::UseCase::on_kernel`]), with the verifier's instruction counts of the
+/// programs the check loaded.
 pub fn check(imp: &Implementation, f: &Features) -> Cell {
+    let seen = crate::process::ProgramsSeen::start();
     let (status, detail) = match crate::usecases::by_name(&imp.usecase) {
         Some(usecase) => usecase.on_kernel(imp, f),
         None => (NOT_BUILT.into(), format!("no check for use case {}", imp.usecase)),
     };
-    Cell { usecase: imp.usecase.clone(), lib: imp.lib.clone(), kernel: f.release.clone(), status, detail, host: String::new() }
+    let verified_insns = insns_text(&seen.take());
+    Cell { usecase: imp.usecase.clone(), lib: imp.lib.clone(), kernel: f.release.clone(), status, detail, verified_insns, host: String::new() }
 }
 
 /// Every implementation of `usecases` × `libs` in `dir` (not-built cells for missing binaries).
@@ -130,14 +164,16 @@ pub fn fetch(series: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(dir.trim()))
 }
 
-/// One guest boot on kernel `series` checks every implementation in `imps`.
+/// One guest boot on kernel `series` checks every implementation in `imps`: conformance vectors,
+/// and each use case's short check on a real wire or hook (see [`check`]).
 pub fn run_kernel(series: &str, imps: &[Implementation], guest_bin: &Path) -> Result<Vec<Cell>> {
     let dir = fetch(series)?;
     let mut guest = crate::vm::Guest::new().kernel(&dir).carry(guest_bin)?.timeout(Duration::from_secs(1500));
-    for tool in ["ip", "tc"] {
+    // ethtool and bridge: the loadbalancer's wire check (its test bed).
+    for tool in ["ip", "tc", "ethtool"] {
         guest = guest.carry(which(tool)?)?;
     }
-    for m in ["veth", "sch_fq", "sch_netem", "sch_ingress", "cls_bpf"] {
+    for m in ["veth", "sch_fq", "sch_netem", "sch_ingress", "cls_bpf", "bridge"] {
         guest = guest.module(m)?;
     }
     // The checks read scenarios/ at the workspace path compiled into them.
@@ -182,14 +218,4 @@ fn which(tool: &str) -> Result<PathBuf> {
         .map(|d| Path::new(d).join(tool))
         .find(|p| p.is_file())
         .with_context(|| format!("`{tool}` not found on the host (iproute2)"))
-}
-
-/// Writes `kernels.csv` (`usecase,lib,kernel,status,detail`).
-pub fn write_csv(path: &Path, cells: &[Cell]) -> Result<()> {
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\"").replace('\n', " "));
-    let mut text = String::from("usecase,lib,kernel,status,detail\n");
-    for c in cells {
-        text.push_str(&format!("{},{},{},{},{}\n", c.usecase, c.lib, c.kernel, c.status, q(&c.detail)));
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

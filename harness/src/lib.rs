@@ -37,3 +37,22 @@ pub mod throughput;
 pub mod traffic;
 pub mod usecases;
 pub mod vm;
+
+/// Bad input from the user (an argument, a file, a field of it): the `harness` command exits 2
+/// with this message, after starting nothing.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+/// `return Err(bad_input!(...))`: a [`BadInput`] error with a formatted message.
+#[macro_export]
+macro_rules! bad_input {
+    ($($t:tt)*) => { anyhow::Error::new($crate::BadInput(format!($($t)*))) };
+}

@@ -133,7 +133,12 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("harness: {e:#}");
-            ExitCode::FAILURE
+            // Bad input exits 2 (as clap does for malformed arguments): nothing was started.
+            if e.chain().any(|c| c.is::<harness::BadInput>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

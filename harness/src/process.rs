@@ -387,7 +387,9 @@ impl Running {
     /// Waits for `ready` and returns the pid it reports.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<u32> {
         let ready = self.wait_for("ready", timeout)?;
-        ready["pid"].as_u64().map(|p| p as u32).ok_or_else(|| anyhow!("`ready` line without a pid: {ready}"))
+        let pid = ready["pid"].as_u64().map(|p| p as u32).ok_or_else(|| anyhow!("`ready` line without a pid: {ready}"))?;
+        programs_seen_at_ready(pid);
+        Ok(pid)
     }
 
     /// The pid from the `ready` line, if it was seen.
@@ -499,6 +501,46 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Program name -> instructions the verifier processed (`None`: the kernel does not report it).
+pub type VerifiedInsns = std::collections::BTreeMap<String, Option<u32>>;
+
+/// What [`Running::wait_ready`] saw while a [`ProgramsSeen`] lives: every BPF program the ready
+/// implementation holds. The kernel matrix reads the verifier's counts of the programs its checks
+/// loaded this way, without a load of its own (a guest under TCG is slow).
+static SEEN: Mutex<Option<VerifiedInsns>> = Mutex::new(None);
+
+fn programs_seen_at_ready(pid: u32) {
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(seen) = seen.as_mut() else { return };
+    for id in crate::bpf::prog_ids_of_pid(pid).unwrap_or_default() {
+        if let Ok(info) = crate::bpf::Prog::from_id(id).and_then(|p| p.info()) {
+            // A check loads the same program once per case: keep the largest count.
+            let e = seen.entry(info.name).or_insert(info.verified_insns);
+            *e = (*e).max(info.verified_insns);
+        }
+    }
+}
+
+/// Collects the programs of every implementation that gets ready until [`ProgramsSeen::take`].
+pub struct ProgramsSeen(());
+
+impl ProgramsSeen {
+    pub fn start() -> ProgramsSeen {
+        *SEEN.lock().unwrap_or_else(|e| e.into_inner()) = Some(VerifiedInsns::new());
+        ProgramsSeen(())
+    }
+
+    pub fn take(self) -> VerifiedInsns {
+        SEEN.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default()
+    }
+}
+
+impl Drop for ProgramsSeen {
+    fn drop(&mut self) {
+        SEEN.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 }
 

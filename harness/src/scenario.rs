@@ -15,10 +15,10 @@
 //!         verdict: drop_block              # the one `verdicts` counter that goes up
 //!         rule: rules.ipv4.block[0]        # for pass_allow / drop_block: the rule counted
 //! ```
-//! A packet with `kernel_refuses: true` is one the kernel will not let reach an XDP program
-//! (shorter than an Ethernet header): `BPF_PROG_TEST_RUN` must refuse it and no counter moves.
-//! Whether it runs a program on a frame over a page depends on the kernel: the conformance run
-//! asks it ([`crate::conformance::KernelLimits`]).
+//! A packet with `kernel_refuses: true` is shorter than an Ethernet header. Whether the kernel
+//! runs a program on it (5.10 does, newer kernels refuse with EINVAL) or on a frame over a page
+//! depends on the kernel: the conformance run asks it ([`crate::conformance::KernelLimits`]). A
+//! frame it refuses must be refused alike and move no counter; one it runs is checked like any.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -142,7 +142,7 @@ pub struct PacketVector {
     /// The rule (`rules.ipv4.block[2]`) counted in `rule_hits`, for `pass_allow` and `drop_block`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// The kernel refuses to run a program on this frame (see the module docs).
+    /// A kernel may refuse to run a program on this frame (see the module docs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kernel_refuses: bool,
 }

@@ -1,6 +1,7 @@
 //! Smoke test of the kernel matrix (`harness kernels`; the full matrix is in `make run`): the
 //! packetfilter binaries of every library on Debian's 6.12 kernel, in one VM guest boot, must
-//! load, attach and pass the conformance vectors. Fetches the kernel package on first use.
+//! load, attach, pass the conformance vectors and the veth traffic check, and report the
+//! verifier's instruction count of their program. Fetches the kernel package on first use.
 
 use harness::kernels::{self, PASS};
 
@@ -15,6 +16,9 @@ fn packetfilter_of_every_library_passes_on_debian_6_12() {
     assert_eq!(cells.len(), libs.len(), "{cells:?}");
     for c in &cells {
         assert_eq!((c.kernel.as_str(), c.status.as_str()), ("6.12", PASS), "{c:?}");
-        assert!(c.detail.contains("vectors"), "{c:?}");
+        assert!(c.detail.contains("vectors") && c.detail.contains("veth traffic pass"), "{c:?}");
+        // 6.12 reports verified_insns (since 5.16): a positive count for the one program.
+        let n: Option<u32> = c.verified_insns.strip_prefix("packetfilter=").and_then(|n| n.parse().ok());
+        assert!(n.is_some_and(|n| n > 0), "{c:?}");
     }
 }

@@ -1,37 +1,62 @@
 //! `harness kernels`: the compatibility matrix of every implementation on each kernel.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use harness::bad_input;
 use harness::kernels::{self, Cell};
 use harness::usecases::NAMES as USECASES;
 
+/// A comma-separated argument's entries, each one of `known`, none empty or repeated.
+pub fn entries<'a>(flag: &str, given: &'a [String], known: &[&str]) -> Result<Vec<&'a str>> {
+    let mut out: Vec<&str> = Vec::new();
+    for g in given {
+        let g = g.as_str();
+        if g.trim().is_empty() {
+            return Err(bad_input!("{flag}: malformed list {:?}: an empty entry", given.join(",")));
+        }
+        if !known.contains(&g) {
+            return Err(bad_input!("{flag}: unknown {g:?} (known: {})", known.join(",")));
+        }
+        if out.contains(&g) {
+            return Err(bad_input!("{flag}: {g:?} given twice"));
+        }
+        out.push(g);
+    }
+    Ok(out)
+}
+
+/// `out` must be a directory or not exist yet.
+fn out_dir(out: &Path) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(bad_input!("--out {}: exists and is not a directory", out.display()));
+    }
+    Ok(())
+}
+
 /// Runs the matrix and writes `<out>/kernels.csv`; true when every cell passed or the kernel
-/// lacks the feature (the matrix is the answer, not a failure).
+/// lacks the feature (the matrix is the answer, not a failure). Arguments are checked before
+/// anything is fetched or booted.
 pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) -> Result<bool> {
-    for s in series {
-        if !kernels::ALL.contains(&s.as_str()) {
-            bail!("--kernels: unknown kernel {s:?} (known: {})", kernels::ALL.join(","));
-        }
-    }
-    for u in usecases {
-        if !USECASES.contains(&u.as_str()) {
-            bail!("--usecases: unknown use case {u:?} (known: {})", USECASES.join(","));
-        }
-    }
-    let usecases: Vec<&str> =
-        if usecases.is_empty() { USECASES.to_vec() } else { usecases.iter().map(String::as_str).collect() };
-    let libs: Vec<&str> = if libs.is_empty() {
-        harness::libs::LIBS.iter().map(|l| l.name).collect()
-    } else {
-        libs.iter().map(String::as_str).collect()
-    };
+    let all_usecases: Vec<&str> = harness::usecases::all().iter().map(|u| u.name()).collect();
+    let all_libs: Vec<&str> = harness::libs::LIBS.iter().map(|l| l.name).collect();
+    entries("--kernels", series, kernels::ALL)?;
+    let usecases = entries("--usecases", usecases, &all_usecases)?;
+    let libs = entries("--libs", libs, &all_libs)?;
+    out_dir(out)?;
+    let usecases = if usecases.is_empty() { all_usecases } else { usecases };
+    let libs = if libs.is_empty() { all_libs } else { libs };
     let (imps, missing) = kernels::implementations(&harness::process::impls_dir(), &usecases, &libs);
     let guest_bin = std::env::current_exe()?.parent().context("harness without a directory")?.join("kernels-guest");
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut cells = Vec::new();
-    for s in series {
+    // Fetched one after another (one private apt state), then the kernels run side by side, one
+    // qemu (single-threaded TCG) or the host check per core. A failed fetch fails again, and is
+    // reported, in run_kernel (which finds the fetched ones cached).
+    for s in series.iter().filter(|s| *s != "host") {
+        let _ = kernels::fetch(s);
+    }
+    let one = |s: &str| -> Vec<Cell> {
         let started = Instant::now();
         let got = if s == "host" {
             let mut v = Vec::new();
@@ -40,41 +65,56 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
         } else {
             kernels::run_kernel(s, &imps, &guest_bin)
         };
-        match got {
-            Ok(v) => cells.extend(v),
+        let mut cells = match got {
+            Ok(v) => v,
             // A guest that did not boot or crashed fails every cell of that kernel, loudly.
             Err(e) => {
                 eprintln!("kernel {s}: {e:#}");
-                for imp in &imps {
-                    let detail = format!("guest run failed: {}", format!("{e:#}").lines().next().unwrap_or(""));
-                    cells.push(Cell {
+                let detail = format!("guest run failed: {}", format!("{e:#}").lines().next().unwrap_or(""));
+                imps.iter()
+                    .map(|imp| Cell {
                         usecase: imp.usecase.clone(),
                         lib: imp.lib.clone(),
-                        kernel: s.clone(),
+                        kernel: s.into(),
                         status: kernels::FAILS_TO_LOAD.into(),
-                        detail,
-                        host: String::new(),
-                    });
-                }
+                        detail: detail.clone(),
+                        ..Default::default()
+                    })
+                    .collect()
             }
-        }
-        for (u, l) in &missing {
-            cells.push(Cell {
-                usecase: u.clone(),
-                lib: l.clone(),
-                kernel: s.clone(),
-                status: kernels::NOT_BUILT.into(),
-                detail: "no binary in target/impls".into(),
-                host: String::new(),
+        };
+        cells.extend(missing.iter().map(|(u, l)| Cell {
+            usecase: u.clone(),
+            lib: l.clone(),
+            kernel: s.into(),
+            status: kernels::NOT_BUILT.into(),
+            detail: match harness::libs::get(l).build {
+                harness::libs::Build::NotBuildable { reason } => reason.into(),
+                _ => "no binary in target/impls".into(),
+            },
+            ..Default::default()
+        }));
+        eprintln!("kernel {s}: {:.0} s", started.elapsed().as_secs_f64());
+        cells
+    };
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, series.len().max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Vec<Cell>>> = series.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(s) = series.get(i) else { break };
+                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = one(s);
             });
         }
-        eprintln!("kernel {s}: {:.0} s", started.elapsed().as_secs_f64());
-    }
+    });
+    let cells: Vec<Cell> = results.into_iter().flat_map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
     for c in &cells {
         println!("{:<13} {:<10} {:<6} {:<14} {}", c.usecase, c.lib, c.kernel, c.status, c.detail);
     }
     let path = out.join("kernels.csv");
-    kernels::write_csv(&path, &cells)?;
+    metrics::report::kernels::write_csv(&path, &cells)?;
     // `harness merge` compares the git revision recorded here (a full run writes its own).
     let env_path = out.join("environment.json");
     if !env_path.exists() {
@@ -87,43 +127,75 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
 
 /// `harness merge RUN... --out DIR`: the kernel matrices of runs made on several machines in one
 /// (`kernels.csv` with a `host` column, `kernels.md`, `kernels.html`), the host being each run's
-/// directory name. Runs whose git revisions (environment.json) differ are refused: their
-/// implementations may differ, so their cells are not comparable.
-pub fn merge(runs: &[std::path::PathBuf], out: &Path) -> Result<bool> {
+/// directory name. Runs whose git revisions or implementations (environment.json) differ are
+/// refused: their cells are not comparable. Every run is read and checked before anything is written.
+pub fn merge(runs: &[PathBuf], out: &Path) -> Result<bool> {
     use metrics::report::kernels as report;
     if runs.len() < 2 {
-        bail!("merge needs at least two run directories");
+        return Err(bad_input!("merge needs at least two run directories"));
     }
-    let mut revision: Option<(String, &Path)> = None;
+    out_dir(out)?;
+    let mut first: Option<(metrics::record::Environment, &Path)> = None;
+    let mut hosts: Vec<String> = Vec::new();
     let mut cells = Vec::new();
     for run in runs {
+        if !run.is_dir() {
+            return Err(bad_input!("{}: no such run directory", run.display()));
+        }
         let env_path = run.join("environment.json");
-        let env: metrics::record::Environment = serde_json::from_str(
-            &std::fs::read_to_string(&env_path).with_context(|| format!("reading {}", env_path.display()))?,
-        )
-        .with_context(|| format!("parsing {}", env_path.display()))?;
-        let rev = env.git_revision.with_context(|| format!("{}: no git_revision", env_path.display()))?;
-        match &revision {
-            None => revision = Some((rev, run)),
-            Some((r, first)) if *r != rev => bail!(
-                "{}: git revision {rev} differs from {} of {}: the implementations may differ, refusing to merge",
-                run.display(),
-                r,
-                first.display()
-            ),
-            Some(_) => {}
+        let text = std::fs::read_to_string(&env_path)
+            .map_err(|e| bad_input!("{}: not a run ({}: {e})", run.display(), env_path.display()))?;
+        let env: metrics::record::Environment =
+            serde_json::from_str(&text).map_err(|e| bad_input!("{}: corrupt JSON: {e}", env_path.display()))?;
+        let rev = env.git_revision.as_deref().unwrap_or_default();
+        if rev.is_empty() {
+            return Err(bad_input!("{}: field git_revision: missing, the implementations' revision is unknown", env_path.display()));
+        }
+        match &first {
+            None => first = Some((env.clone(), run.as_path())),
+            Some((f, first_run)) => {
+                let frev = f.git_revision.as_deref().unwrap_or_default();
+                if frev != rev {
+                    return Err(bad_input!(
+                        "{}: field git_revision: {rev} differs from {frev} of {}: the implementations may differ, refusing to merge",
+                        env_path.display(),
+                        first_run.display()
+                    ));
+                }
+                // Toolchains and crates, where both runs recorded them.
+                if !f.implementations.is_empty() && !env.implementations.is_empty() && f.implementations != env.implementations {
+                    return Err(bad_input!(
+                        "{}: field implementations: toolchains or crates differ from those of {}, refusing to merge",
+                        env_path.display(),
+                        first_run.display()
+                    ));
+                }
+            }
         }
         let host = run.canonicalize()?.file_name().and_then(|n| n.to_str()).unwrap_or("run").to_string();
-        let got = report::load(run)?.with_context(|| format!("{}: no {}", run.display(), report::KERNELS_CSV))?;
+        if hosts.contains(&host) {
+            return Err(bad_input!("{}: a second run named {host:?} (the name is its column in the matrix)", run.display()));
+        }
+        hosts.push(host.clone());
+        let csv = run.join(report::KERNELS_CSV);
+        let got = report::load(run)
+            .map_err(|e| bad_input!("corrupt CSV: {e:#}"))?
+            .ok_or_else(|| bad_input!("{}: no {}: not a kernel matrix run", run.display(), report::KERNELS_CSV))?;
+        for (i, c) in got.iter().enumerate() {
+            if !kernels::STATUSES.contains(&c.status.as_str()) {
+                return Err(bad_input!(
+                    "{}: row {}, field status: unknown status {:?} (one of {})",
+                    csv.display(),
+                    i + 1,
+                    c.status,
+                    kernels::STATUSES.join(",")
+                ));
+            }
+        }
         cells.extend(got.into_iter().map(|c| report::Cell { host: host.clone(), ..c }));
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let q = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    let mut csv = String::from("usecase,lib,kernel,status,detail,host\n");
-    for c in &cells {
-        csv.push_str(&format!("{},{},{},{},{},{}\n", c.usecase, c.lib, c.kernel, c.status, q(&c.detail), q(&c.host)));
-    }
-    std::fs::write(out.join(report::KERNELS_CSV), csv)?;
+    report::write_csv(&out.join(report::KERNELS_CSV), &cells)?;
     std::fs::write(out.join("kernels.md"), report::markdown(&cells))?;
     std::fs::write(out.join("kernels.html"), metrics::report::page("bpf-eval kernel matrix", &report::html(&cells)))?;
     println!("{}", out.join("kernels.html").display());

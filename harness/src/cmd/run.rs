@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use harness::libs;
 use harness::measure::{self, Ctx};
@@ -49,7 +49,11 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     let selected = select(opts)?;
     if let Some(unknown) = opts.libs.iter().flatten().find(|l| libs::by_name(l).is_none()) {
         let known: Vec<&str> = libs::LIBS.iter().map(|l| l.name).collect();
-        bail!("--libs: unknown library `{unknown}`; one of: {}", known.join(", "));
+        return Err(harness::bad_input!("--libs: unknown library `{unknown}`; one of: {}", known.join(", ")));
+    }
+    // Checked now, not after the measurements.
+    if let Some(k) = &opts.kernels {
+        super::kernels::entries("--kernels", k, harness::kernels::ALL)?;
     }
     let out = match &opts.out {
         Some(dir) => dir.clone(),
@@ -195,10 +199,12 @@ fn select(opts: &Options) -> Result<Vec<Box<dyn UseCase>>> {
     for t in &opts.targets {
         match all.iter().position(|u| u.name() == t) {
             Some(_) => picked.push(usecases::by_name(t).expect("listed above")),
-            None => bail!(
-                "unknown use case `{t}`; one of: all, {}",
-                all.iter().map(|u| u.name()).collect::<Vec<_>>().join(", ")
-            ),
+            None => {
+                return Err(harness::bad_input!(
+                    "unknown use case `{t}`; one of: all, {}",
+                    all.iter().map(|u| u.name()).collect::<Vec<_>>().join(", ")
+                ))
+            }
         }
     }
     Ok(picked)

@@ -75,11 +75,11 @@ pub fn program_rows(imp: &Implementation, pid: u32, rep: u32) -> Result<Vec<Row>
     let mut rows = Vec::new();
     for id in bpf::prog_ids_of_pid(pid)? {
         let info = Prog::from_id(id)?.info()?;
-        for (metric, unit, value) in [
-            ("verified_insns", "insns", info.verified_insns as f64),
+        let verified = info.verified_insns.map(|n| ("verified_insns", "insns", n as f64));
+        for (metric, unit, value) in verified.into_iter().chain([
             ("xlated_bytes", "bytes", info.xlated_prog_len as f64),
             ("jited_bytes", "bytes", info.jited_prog_len as f64),
-        ] {
+        ]) {
             rows.push(Row::new(u, l, metric, unit, rep, value).with_class(&info.name));
         }
     }

@@ -91,10 +91,21 @@ static __always_inline void report(struct task_struct *task, const struct path *
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* bpf_get_current_task_btf came with 5.11: on 5.10 (Debian bullseye) the verifier refuses the
+ * program ("unknown func bpf_get_current_task_btf#158", EINVAL). libbpf's CO-RE answers the
+ * enum check from the running kernel's BTF at load, and the verifier never walks the branch not
+ * taken. Every read of the task below is a CO-RE probe read, which either pointer allows. */
+static __always_inline struct task_struct *current_task(void)
+{
+	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf))
+		return bpf_get_current_task_btf();
+	return (struct task_struct *)bpf_get_current_task();
+}
+
 SEC("lsm/path_chroot")
 int BPF_PROG(lsmbpf, const struct path *path, int ret)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
+	struct task_struct *task = current_task();
 	bool audit = settings.mode == MODE_AUDIT;
 
 	count(COUNTER_CALLS);

@@ -18,6 +18,10 @@ pub struct Cell {
     pub kernel: String,
     pub status: String,
     pub detail: String,
+    /// Instructions the verifier processed, per program the check loaded: `name=count ...`
+    /// (`name=n/a` where the kernel's `bpf_prog_info` has no such field; empty: nothing loaded).
+    #[serde(default)]
+    pub verified_insns: String,
     /// The machine that ran it (`harness merge` adds it; empty for a single machine).
     #[serde(default)]
     pub host: String,
@@ -32,6 +36,15 @@ pub fn load(dir: &Path) -> Result<Option<Vec<Cell>>> {
     let mut r = csv::Reader::from_path(&path).with_context(|| format!("opening {}", path.display()))?;
     let cells = r.deserialize().collect::<Result<_, _>>().with_context(|| format!("reading {}", path.display()))?;
     Ok(Some(cells))
+}
+
+/// Writes `kernels.csv` (one row per [`Cell`], header from its fields).
+pub fn write_csv(path: &Path, cells: &[Cell]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+    for c in cells {
+        w.serialize(c).with_context(|| format!("writing {}", path.display()))?;
+    }
+    w.flush().with_context(|| format!("writing {}", path.display()))
 }
 
 fn column(c: &Cell) -> String {
@@ -56,6 +69,17 @@ fn axes(cells: &[Cell]) -> (Vec<(String, String)>, Vec<String>) {
 
 fn find<'a>(cells: &'a [Cell], row: &(String, String), col: &str) -> Option<&'a Cell> {
     cells.iter().find(|c| c.usecase == row.0 && c.lib == row.1 && column(c) == col)
+}
+
+/// A cell's `verified_insns` as `name: count` lines (escaped for HTML and Markdown), `–` if none.
+fn insns(c: &Cell) -> Vec<String> {
+    let v: Vec<String> =
+        c.verified_insns.split_whitespace().map(|p| esc(&p.replacen('=', ": ", 1)).replace('|', "\\|")).collect();
+    if v.is_empty() {
+        vec!["–".into()]
+    } else {
+        v
+    }
 }
 
 fn colour(status: &str) -> &'static str {
@@ -84,17 +108,9 @@ fn findings(cells: &[Cell]) -> Vec<crate::record::Finding> {
         .collect()
 }
 
-/// The HTML section (the detail is each cell's tooltip).
-pub fn html(cells: &[Cell]) -> String {
+/// A table of use case × library rows and kernel columns; `td` renders a cell (or its absence).
+fn html_table(h: &mut String, cells: &[Cell], td: impl Fn(Option<&Cell>) -> String) {
     let (rows, cols) = axes(cells);
-    let mut h = String::new();
-    let _ = writeln!(h, "<section id=\"kernels\">\n<h2>Kernel compatibility</h2>");
-    let _ = writeln!(
-        h,
-        "<p>The same binaries on each kernel (<a href=\"{KERNELS_CSV}\">{KERNELS_CSV}</a>): load and attach, the \
-         conformance vectors through <code>BPF_PROG_TEST_RUN</code>, and the use case's guest checks. \
-         Hover a cell for the detail.</p>"
-    );
     let _ = write!(h, "<table class=\"kernels\"><tr><th>use case</th><th>library</th>");
     for c in &cols {
         let _ = write!(h, "<th>{}</th>", esc(c));
@@ -103,22 +119,50 @@ pub fn html(cells: &[Cell]) -> String {
     for r in &rows {
         let _ = write!(h, "<tr><td>{}</td><td>{}</td>", esc(&r.0), esc(&r.1));
         for c in &cols {
-            match find(cells, r, c) {
-                Some(cell) => {
-                    let _ = write!(
-                        h,
-                        "<td style=\"background:{}\" title=\"{}\">{}</td>",
-                        colour(&cell.status),
-                        esc(&cell.detail),
-                        esc(&cell.status)
-                    );
-                }
-                None => h.push_str("<td>–</td>"),
-            }
+            h.push_str(&td(find(cells, r, c)));
         }
         let _ = writeln!(h, "</tr>");
     }
     let _ = writeln!(h, "</table>");
+}
+
+/// The Markdown form of [`html_table`]; `text` renders a present cell, an absent one is `–`.
+fn md_table(h: &mut String, cells: &[Cell], text: impl Fn(&Cell) -> String) {
+    let (rows, cols) = axes(cells);
+    let _ = writeln!(h, "| use case | library | {} |", cols.join(" | "));
+    let _ = writeln!(h, "|---|---|{}", "---|".repeat(cols.len()));
+    for r in &rows {
+        let texts: Vec<String> = cols.iter().map(|c| find(cells, r, c).map_or("–".into(), &text)).collect();
+        let _ = writeln!(h, "| {} | {} | {} |", r.0, r.1, texts.join(" | "));
+    }
+    h.push('\n');
+}
+
+/// The HTML section (the detail is each cell's tooltip).
+pub fn html(cells: &[Cell]) -> String {
+    let mut h = String::new();
+    let _ = writeln!(h, "<section id=\"kernels\">\n<h2>Kernel compatibility</h2>");
+    let _ = writeln!(
+        h,
+        "<p>The same binaries on each kernel (<a href=\"{KERNELS_CSV}\">{KERNELS_CSV}</a>): load and attach, the \
+         conformance vectors through <code>BPF_PROG_TEST_RUN</code>, and the use case's guest checks. \
+         Hover a cell for the detail.</p>"
+    );
+    html_table(&mut h, cells, |cell| match cell {
+        Some(cell) => format!(
+            "<td style=\"background:{}\" title=\"{}\">{}</td>",
+            colour(&cell.status),
+            esc(&cell.detail),
+            esc(&cell.status)
+        ),
+        None => "<td>–</td>".into(),
+    });
+    let _ = writeln!(
+        h,
+        "<h3>Verifier instructions</h3>\n<p><code>verified_insns</code> of each program the checks loaded, per kernel \
+         (the largest over the check's loads; n/a: the kernel does not report it).</p>"
+    );
+    html_table(&mut h, cells, |cell| format!("<td>{}</td>", cell.map_or("–".into(), |x| insns(x).join("<br>"))));
     for f in findings(cells) {
         let _ = writeln!(h, "<p class=\"note\"><b>{} {}</b>: {}</p>", esc(&f.usecase), esc(&f.libs.join(", ")), esc(&f.cause));
     }
@@ -128,16 +172,10 @@ pub fn html(cells: &[Cell]) -> String {
 
 /// The Markdown section: the matrix, then every cell that did not pass with its detail.
 pub fn markdown(cells: &[Cell]) -> String {
-    let (rows, cols) = axes(cells);
     let mut h = String::from("## Kernel compatibility\n\n");
-    let _ = writeln!(h, "| use case | library | {} |", cols.join(" | "));
-    let _ = writeln!(h, "|---|---|{}", "---|".repeat(cols.len()));
-    for r in &rows {
-        let statuses: Vec<String> =
-            cols.iter().map(|c| find(cells, r, c).map_or("–".into(), |x| x.status.clone())).collect();
-        let _ = writeln!(h, "| {} | {} | {} |", r.0, r.1, statuses.join(" | "));
-    }
-    h.push('\n');
+    md_table(&mut h, cells, |x| x.status.clone());
+    let _ = writeln!(h, "Verifier instructions (`verified_insns` per program; n/a: the kernel does not report it):\n");
+    md_table(&mut h, cells, |x| insns(x).join("<br>"));
     for c in cells.iter().filter(|c| c.status != "pass" || c.detail.contains("fallback") || c.detail.contains("no TCX")) {
         let _ = writeln!(h, "- {} {} on {}: **{}**: {}", c.usecase, c.lib, column(c), c.status, c.detail.replace('|', "\\|"));
     }
@@ -159,7 +197,7 @@ mod tests {
             kernel: kernel.into(),
             status: status.into(),
             detail: "bpf_skb_set_tstamp needs 5.18".into(),
-            host: String::new(),
+            ..Default::default()
         }
     }
 
@@ -171,6 +209,26 @@ mod tests {
         let md = markdown(&cells);
         assert!(md.contains("| jittergen | aya | lacks-feature | pass | pass | pass |"), "{md}");
         assert!(html(&cells).contains("title=\"bpf_skb_set_tstamp needs 5.18\">lacks-feature"));
+    }
+
+    #[test]
+    fn verifier_counts_show_per_program_and_kernel() {
+        let mut a = cell("5.10", "pass");
+        a.verified_insns = "jittergen=n/a".into();
+        let mut b = cell("6.12", "pass");
+        b.verified_insns = "jittergen=1823 other=12".into();
+        let c = cell("host", "lacks-feature");
+        let md = markdown(&[a.clone(), b.clone(), c.clone()]);
+        assert!(md.contains("| jittergen | aya | jittergen: n/a | jittergen: 1823<br>other: 12 | – |"), "{md}");
+        assert!(html(&[a, b, c]).contains("<td>jittergen: 1823<br>other: 12</td>"));
+        // Written and read back with the column.
+        let dir = std::env::temp_dir().join(format!("kernels-csv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut d = cell("6.1", "pass");
+        d.verified_insns = "x=1 y=2".into();
+        write_csv(&dir.join(KERNELS_CSV), &[d.clone()]).unwrap();
+        assert_eq!(load(&dir).unwrap(), Some(vec![d]));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

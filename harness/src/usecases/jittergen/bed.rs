@@ -872,7 +872,6 @@ fn conformance_case(
             }
             continue;
         }
-        ensure!(!p.kernel_refuses, "{}: the kernel ran a {}-byte frame", p.name, frame.len());
         let mut last = None;
         for _ in 0..runs {
             last = Some(test_run_skb(loader.prog(), &frame, 1)?);
@@ -1423,8 +1422,8 @@ mod tests {
         assert!(frames.iter().any(|f| matches!(f, VectorFrame::Short(_))));
         assert!(frames.iter().any(|f| matches!(f, VectorFrame::Spec(_))));
         // The short form stays short: `arp: true` is it, `arp: {}` a frames spec.
-        let short: VectorFrame = serde_yaml::from_str("{arp: true}").unwrap();
-        let spec: VectorFrame = serde_yaml::from_str("{arp: {}}").unwrap();
+        let short: VectorFrame = yaml_serde::from_str("{arp: true}").unwrap();
+        let spec: VectorFrame = yaml_serde::from_str("{arp: {}}").unwrap();
         assert!(matches!((short, spec), (VectorFrame::Short(_), VectorFrame::Spec(_))));
     }
 }

@@ -239,7 +239,10 @@ impl UseCase for JitterGen {
         if !f.skb_set_tstamp {
             return (kernels::LACKS_FEATURE.into(), "bpf_skb_set_tstamp needs 5.18".into());
         }
-        let (s, d) = kernels::from_conformance(jg::conformance_report(imp));
+        let (s, d) = kernels::wire(kernels::from_conformance(jg::conformance_report(imp)), "wire scenario", || {
+            let sc = jg::scenarios().into_iter().next().context("no jittergen scenario")?;
+            Ok(jg::run_scenario(imp, &sc).problems.into_iter().map(|p| format!("{}: {p}", sc.name)).collect())
+        });
         // netlink clsact is the implementations' designed fallback where TCX is missing.
         if s == kernels::PASS && !f.tcx {
             (s, format!("{d}; no TCX (needs 6.6): attached through netlink clsact"))

@@ -1119,6 +1119,32 @@ impl Drop for Bed {
     }
 }
 
+/// Real TCP through the balancer on a [`Bed`] (the kernel matrix runs this in each guest, next to
+/// the vectors): two backends by MAC, 20 IPv4 connections (two requests each) to the VIP. Every
+/// one must complete on one backend and both backends must serve. Returns what was wrong.
+pub fn wire_check(imp: &Implementation) -> Result<Vec<String>> {
+    const N: usize = 20;
+    let bed = Bed::new(&format!("lbwire-{}", imp.lib), 2)?;
+    let tmp = TempDir::new(&format!("lbwire-{}", imp.lib))?;
+    let path = tmp.write("config.yml", bed.config(&[bed.backends[0].by_mac(), bed.backends[1].by_mac()]))?;
+    let mut balancer =
+        Balancer::start(imp, &bed.balancer, IFACE, &path, &["--stats-interval-ms", "0"], CONFORMANCE_READY_TIMEOUT)?;
+    let run = connections(&bed.client, SocketAddr::new(VIP4.into(), PORTS[0]), N, 2, 2, Duration::from_secs(120))?;
+    let mut problems = Vec::new();
+    if run.completed() != N {
+        problems.push(format!("{} of {N} connections failed: {:?}", N - run.completed(), run.failures()));
+    }
+    // 2^-19 that a working hash sends all 20 to one backend.
+    if run.per_backend().len() != 2 {
+        problems.push(format!("connections per backend: {:?}, expected both b0 and b1", run.per_backend()));
+    }
+    let stopped = balancer.stop(CONFORMANCE_EXIT_TIMEOUT)?;
+    if stopped.exit_code != 0 {
+        problems.push(format!("exit code {} after SIGINT", stopped.exit_code));
+    }
+    Ok(problems)
+}
+
 /// The bed's IPv6 address for an IPv4 one: `10.201.0.x` -> `fd00:201::x`.
 pub fn v6_of(ip4: Ipv4Addr) -> Ipv6Addr {
     Ipv6Addr::new(0xfd00, 0x201, 0, 0, 0, 0, 0, u16::from(ip4.octets()[3]))

@@ -260,6 +260,6 @@ impl UseCase for LoadBalancer {
     }
 
     fn on_kernel(&self, imp: &Implementation, _f: &Features) -> (String, String) {
-        kernels::from_conformance(lb::conformance_report(imp))
+        kernels::wire(kernels::from_conformance(lb::conformance_report(imp)), "veth TCP", || lb::wire_check(imp))
     }
 }

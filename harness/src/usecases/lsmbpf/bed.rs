@@ -249,12 +249,14 @@ impl Loader {
         let ready =
             running.history().iter().find(|l| l.event() == "ready").map(|l| l.value()).unwrap_or_default();
         let info = bpf::find_prog(pid, "lsmbpf")?.info()?;
-        let program = BTreeMap::from([
-            ("verified_insns".to_string(), info.verified_insns as f64),
+        let mut program = BTreeMap::from([
             ("xlated_bytes".to_string(), info.xlated_prog_len as f64),
             ("jited_bytes".to_string(), info.jited_prog_len as f64),
             ("rss_kib".to_string(), crate::measure::load::rss_kib(pid)? as f64),
         ]);
+        if let Some(n) = info.verified_insns {
+            program.insert("verified_insns".into(), n as f64);
+        }
         Ok(Loader { running, pid, ready, prog_id: info.id, program })
     }
 

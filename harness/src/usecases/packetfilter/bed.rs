@@ -230,10 +230,57 @@ pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
 /// frame with `BPF_PROG_TEST_RUN`, then the XDP verdict must be the expected one, exactly the
 /// expected counter must have gone up by one, and the frame must be unchanged
 /// (frames the kernel refuses, see [`conformance::KernelLimits`]: refused alike, no counter
-/// moves; `kernel_refuses` vectors must be among them). After SIGINT:
+/// moves; a `kernel_refuses` vector the kernel runs (5.10) is checked like any). After SIGINT:
 /// exit 0 with an `exit` line, the final stats' `rule_hits` equal the rules the vectors name,
 /// nothing attached, the program unloaded. Errors are for the run itself (no namespace, a bad
 /// vectors file); what an implementation does wrong is a [`Mismatch`].
+/// Real frames on a veth (the kernel matrix runs this in each guest, next to the vectors): the
+/// filter natively on [`TEST_IFACE`], 20 UDP frames from a blocked and 20 from an allowed IPv4
+/// source sent on its peer with a raw socket. Exactly the allowed ones must arrive, and the
+/// counters must say 20 blocked, 20 passed. Returns what was wrong (empty: pass).
+pub fn wire_check(imp: &Implementation) -> Result<Vec<String>> {
+    const MARKER: &str = "bpfeval-wire:";
+    const N: usize = 20;
+    let (ns, veth) = test_network(&format!("pfwire-{}", imp.lib))?;
+    let tmp = TempDir::new(&format!("pfwire-{}", imp.lib))?;
+    let config = tmp.write("config.yml", "rules:\n  ipv4:\n    default: allow\n    block: [10.0.1.1]\n")?;
+    let mut filter =
+        Filter::start(imp, &ns, TEST_IFACE, &config, &["--stats-interval-ms", "0"], CONFORMANCE_READY_TIMEOUT)?;
+    let capture = crate::traffic::Capture::start(&ns, TEST_IFACE, MARKER)?;
+    let mut sender = crate::traffic::Sender::open(&ns, &veth.b.ifname)?;
+    let mut expected = std::collections::BTreeSet::new();
+    for seq in 0..N {
+        for (name, src) in [("blocked", "10.0.1.1"), ("allowed", "10.0.4.4")] {
+            let id = format!("{name}:{seq}");
+            let spec = frames::FrameSpec::ip(src.parse()?).with_macs(veth.b.mac, veth.a.mac);
+            sender.send(&spec.with_payload(format!("{MARKER}{id}")).build()?)?;
+            // The veth's ring is small; a slow guest must not overflow it.
+            std::thread::sleep(Duration::from_micros(500));
+            if name == "allowed" {
+                expected.insert(id);
+            }
+        }
+    }
+    let got: std::collections::BTreeSet<String> =
+        capture.settle(Duration::from_millis(500), Duration::from_secs(10)).into_iter().collect();
+    let mut problems = Vec::new();
+    if got != expected {
+        let missing = expected.difference(&got).count();
+        let extra: Vec<&String> = got.difference(&expected).take(3).collect();
+        problems.push(format!("arrivals: {missing} allowed frames missing, unexpected {extra:?}"));
+    }
+    let c = filter.counters()?;
+    let (blocked, passed) = (c.get(Verdict::DropBlock), c.get(Verdict::PassDefault));
+    if (blocked, passed) != (N as u64, N as u64) || c.packets() != 2 * N as u64 {
+        problems.push(format!("counters: expected drop_block {N} and pass_default {N} only, got {c}"));
+    }
+    let stopped = filter.stop(CONFORMANCE_EXIT_TIMEOUT)?;
+    if stopped.exit_code != 0 {
+        problems.push(format!("exit code {} after SIGINT", stopped.exit_code));
+    }
+    Ok(problems)
+}
+
 pub fn conformance_report(imp: &Implementation) -> Result<ConformanceReport> {
     bpf::check_privileges()?;
     let vectors = Vectors::packetfilter()?;
@@ -276,7 +323,6 @@ fn conformance_case(
             }
             continue;
         }
-        ensure!(!p.kernel_refuses, "{}: the kernel ran a {}-byte frame", p.name, frame.len());
         let r = match run {
             Ok(r) => r,
             Err(e) => {

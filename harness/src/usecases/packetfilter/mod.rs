@@ -219,6 +219,6 @@ impl UseCase for PacketFilter {
     }
 
     fn on_kernel(&self, imp: &Implementation, _f: &Features) -> (String, String) {
-        kernels::from_conformance(bed::conformance_report(imp))
+        kernels::wire(kernels::from_conformance(bed::conformance_report(imp)), "veth traffic", || bed::wire_check(imp))
     }
 }
