@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         Path::new("fuzz.yml"),
     )
     .unwrap();
-    harness::loadbalancer::Model::new(&lb).unwrap().classify(data);
+    harness::usecases::loadbalancer::bed::Model::new(&lb).unwrap().classify(data);
 
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(spec) = yaml_serde::from_str::<FrameSpec>(text) else { return };

@@ -9,8 +9,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(rest) else { return };
     match which % 4 {
         0 => drop(harness::scenario::Vectors::parse(text)),
-        1 => drop(harness::loadbalancer::Vectors::parse(text)),
-        2 => drop(harness::jittergen::Vectors::parse(text)),
-        _ => drop(harness::comtrace::parse_sizes(text)),
+        1 => drop(harness::usecases::loadbalancer::bed::Vectors::parse(text)),
+        2 => drop(harness::usecases::jittergen::bed::Vectors::parse(text)),
+        _ => drop(harness::usecases::comtrace::bed::parse_sizes(text)),
     }
 });

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 
 use crate::bpf::{self, Prog, TestRun};
 use crate::netns::{NetNs, VethConfig, VethPair};

@@ -4,10 +4,10 @@
 //! or per-event allocation that is never freed) shows here as growth.
 //!
 //! * loadbalancer: client connections through the balancer to three backends (the bench of
-//!   [`crate::loadbalancer::Bed`]), with `--log-packets=LB_LOG_EVERY` so that the ring buffer and
+//!   [`crate::usecases::loadbalancer::bed::Bed`]), with `--log-packets=LB_LOG_EVERY` so that the ring buffer and
 //!   its reader run too. Events: `packet` lines; lost: the `events_lost` counter; errors: failed
 //!   connections, undecodable events.
-//! * comtrace: [`crate::comtrace::drive`]'s loopback connections in a namespace at a fixed rate.
+//! * comtrace: [`crate::usecases::comtrace::bed::drive`]'s loopback connections in a namespace at a fixed rate.
 //!   Events: the `conn` records of those connections; lost: the `events_lost` counter plus the
 //!   sockets that got no record; errors: failed connections, undecodable events.
 //!
@@ -27,8 +27,8 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::Serialize;
 
 use crate::bpf::{self, Map};
-use crate::comtrace::{self as ct, Load, Tracer};
-use crate::loadbalancer::{self as lb, Balancer, Bed};
+use crate::usecases::comtrace::bed::{self as ct, Load, Tracer};
+use crate::usecases::loadbalancer::bed::{self as lb, Balancer, Bed};
 use crate::measure::load::{rss_kib, READY_TIMEOUT};
 use crate::netns::NetNs;
 use crate::process::{Implementation, TempDir};
