@@ -39,10 +39,9 @@ fn out_dir(out: &Path) -> Result<()> {
 /// lacks the feature (the matrix is the answer, not a failure). Arguments are checked before
 /// anything is fetched or booted.
 pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) -> Result<bool> {
-    let all_usecases: Vec<&str> = harness::usecases::all().iter().map(|u| u.name()).collect();
     let all_libs: Vec<&str> = harness::libs::LIBS.iter().map(|l| l.name).collect();
     entries("--kernels", series, kernels::ALL)?;
-    let usecases = entries("--usecases", usecases, &all_usecases)?;
+    let usecases = entries("--usecases", usecases, USECASES)?;
     let libs = entries("--libs", libs, &all_libs)?;
     out_dir(out)?;
     let usecases = if usecases.is_empty() { all_usecases } else { usecases };
