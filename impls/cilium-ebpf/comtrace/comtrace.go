@@ -10,11 +10,17 @@ import (
 
 	"bpfeval/cilium-ebpf/common"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 )
 
 var objs comtraceObjects
 
 func load(targetPID uint32, filterLports, filterRports bool) (err error) {
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK: cilium/ebpf's examples lift it
+	// first (a no-op where memory is accounted by cgroup).
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("lifting RLIMIT_MEMLOCK: %w", err)
+	}
 	spec, err := loadComtrace()
 	if err != nil {
 		return fmt.Errorf("reading the BPF object: %w", err)

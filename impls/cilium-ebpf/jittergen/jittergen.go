@@ -12,6 +12,7 @@ import (
 	"bpfeval/cilium-ebpf/common"
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/rlimit"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,11 @@ import (
 var objs jittergenObjects
 
 func load() (err error) {
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK: cilium/ebpf's examples lift it
+	// first (a no-op where memory is accounted by cgroup).
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("lifting RLIMIT_MEMLOCK: %w", err)
+	}
 	if err := loadJittergenObjects(&objs, nil); err != nil {
 		return fmt.Errorf("loading the BPF object (verifier): %w", err)
 	}

@@ -9,11 +9,17 @@ import (
 	"fmt"
 
 	"bpfeval/cilium-ebpf/common"
+	"github.com/cilium/ebpf/rlimit"
 )
 
 var objs loadbalancerObjects
 
 func load() (err error) {
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK: cilium/ebpf's examples lift it
+	// first (a no-op where memory is accounted by cgroup).
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("lifting RLIMIT_MEMLOCK: %w", err)
+	}
 	if err := loadLoadbalancerObjects(&objs, nil); err != nil {
 		return fmt.Errorf("loading the BPF object (verifier): %w", err)
 	}

@@ -9,11 +9,17 @@ import (
 	"fmt"
 
 	"bpfeval/cilium-ebpf/common"
+	"github.com/cilium/ebpf/rlimit"
 )
 
 var objs packetfilterObjects
 
 func load(capacity uint32) (err error) {
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK: cilium/ebpf's examples lift it
+	// first (a no-op where memory is accounted by cgroup).
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("lifting RLIMIT_MEMLOCK: %w", err)
+	}
 	spec, err := loadPacketfilter()
 	if err != nil {
 		return fmt.Errorf("reading the BPF object: %w", err)
