@@ -44,7 +44,7 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
     let usecases = entries("--usecases", usecases, USECASES)?;
     let libs = entries("--libs", libs, &all_libs)?;
     out_dir(out)?;
-    let usecases = if usecases.is_empty() { all_usecases } else { usecases };
+    let usecases = if usecases.is_empty() { USECASES.to_vec() } else { usecases };
     let libs = if libs.is_empty() { all_libs } else { libs };
     let (imps, missing) = kernels::implementations(&harness::process::impls_dir(), &usecases, &libs);
     let guest_bin = std::env::current_exe()?.parent().context("harness without a directory")?.join("kernels-guest");
