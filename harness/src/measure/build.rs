@@ -171,6 +171,9 @@ pub fn build(ctx: &Ctx, imp: &Implementation) -> Result<Built> {
                 metrics,
                 source: format!("reused from the run {} (sources and toolchains unchanged)", reused.run),
             });
+            // The report links every object's disassembly: write it from the reused build's object.
+            let release = reused.binary.parent().context("a reused binary is in <target>/release")?;
+            disassemble(ctx, &imp.package(), &bpf_object(release, &imp.package())?)?;
             let mut rows = reused.rows;
             rows.retain(|r| !r.metric.starts_with("toolchain_"));
             rows.extend(toolchain_rows(ctx, imp)?);
