@@ -34,6 +34,8 @@ pub struct Features {
     pub bpf_lsm: bool,
     pub tcx: bool,
     pub skb_set_tstamp: bool,
+    /// sch_fq, built in or its module loaded (the guest loads it before the checks).
+    pub fq: bool,
 }
 
 impl Features {
@@ -47,6 +49,7 @@ impl Features {
             bpf_lsm: lsm.trim().split(',').any(|l| l == "bpf"),
             tcx: has("tcx_prog_attach"),
             skb_set_tstamp: has("bpf_skb_set_tstamp"),
+            fq: has("fq_enqueue"),
         }
     }
 }

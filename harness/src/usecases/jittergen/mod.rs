@@ -239,7 +239,12 @@ impl UseCase for JitterGen {
         if !f.skb_set_tstamp {
             return (kernels::LACKS_FEATURE.into(), "bpf_skb_set_tstamp needs 5.18".into());
         }
-        let (s, d) = kernels::wire(kernels::from_conformance(jg::conformance_report(imp)), "wire scenario", || {
+        let vectors = kernels::from_conformance(jg::conformance_report(imp));
+        if vectors.0 == kernels::PASS && !f.fq {
+            // The tool refuses to start without fq (its delays are fq's departure times).
+            return (kernels::LACKS_FEATURE.into(), format!("{}; wire scenario needs sch_fq, which this kernel lacks", vectors.1));
+        }
+        let (s, d) = kernels::wire(vectors, "wire scenario", || {
             let sc = jg::scenarios().into_iter().next().context("no jittergen scenario")?;
             Ok(jg::run_scenario(imp, &sc).problems.into_iter().map(|p| format!("{}: {p}", sc.name)).collect())
         });
