@@ -102,6 +102,16 @@ impl KernelLimits {
     }
 }
 
+/// A vector's `kernel_refuses` is set exactly for frames shorter than an Ethernet header (the
+/// kernels that refuse any frame refuse those; [`KernelLimits`] asks about the rest).
+pub fn check_kernel_refuses(kernel_refuses: bool, frame: &[u8]) -> Result<()> {
+    anyhow::ensure!(
+        kernel_refuses == (frame.len() < bpf::ETH_HLEN),
+        "`kernel_refuses` must be set exactly for frames shorter than 14 bytes"
+    );
+    Ok(())
+}
+
 /// The errno of a failed system call in `err`'s chain.
 pub fn errno(err: &anyhow::Error) -> Option<i32> {
     err.chain().find_map(|e| e.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error))

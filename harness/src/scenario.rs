@@ -190,11 +190,7 @@ impl Vectors {
                     at()
                 );
                 let frame = p.frame.build().with_context(at)?;
-                ensure!(
-                    p.kernel_refuses == (frame.len() < crate::bpf::ETH_HLEN),
-                    "{}: `kernel_refuses` must be set exactly for frames shorter than 14 bytes",
-                    at()
-                );
+                crate::conformance::check_kernel_refuses(p.kernel_refuses, &frame).with_context(at)?;
                 let (verdict, rule) = model(&config.rules, &frame);
                 if verdict != p.verdict || rule != p.rule {
                     bail!(

@@ -801,11 +801,7 @@ impl Vectors {
         for (case, p) in v.cases.iter().flat_map(|c| c.packets.iter().map(move |p| (c, p))) {
             let at = || format!("case `{}`, packet `{}`", case.name, p.name);
             let frame = p.frame.build().with_context(at)?;
-            ensure!(
-                p.kernel_refuses == (frame.len() < bpf::ETH_HLEN),
-                "{}: `kernel_refuses` must be set exactly for frames shorter than 14 bytes",
-                at()
-            );
+            crate::conformance::check_kernel_refuses(p.kernel_refuses, &frame).with_context(at)?;
         }
         Ok(v)
     }

@@ -544,11 +544,7 @@ impl Vectors {
                 ensure!(pnames.insert(p.name.as_str()), "{}: duplicate packet name", at());
                 ensure!(p.verdict.expect() == p.expect, "{}: `expect` contradicts verdict {}", at(), p.verdict.name());
                 let frame = p.frame.build().with_context(at)?;
-                ensure!(
-                    p.kernel_refuses == (frame.len() < bpf::ETH_HLEN),
-                    "{}: `kernel_refuses` must be set exactly for frames shorter than 14 bytes",
-                    at()
-                );
+                crate::conformance::check_kernel_refuses(p.kernel_refuses, &frame).with_context(at)?;
                 let (verdict, _) = model.classify(&frame);
                 ensure!(
                     verdict == p.verdict,
