@@ -6,7 +6,8 @@
 //!   cls_bpf filters (jittergen's netlink attach) of ours that no process holds any more;
 //! * qdiscs jittergen changed, recorded in `/run/bpf-eval/qdisc/` by their owner before the
 //!   change (`bpfeval_shared::jittergen::qdisc::Change`), put back when the owner is gone;
-//! * bpffs pins: xdp-filter's (the reference) and any `bpfeval*`;
+//! * bpffs pins: xdp-filter's (the reference) and any `bpfeval*`; xdp-filter's lock, left by an
+//!   xdp-filter killed with its namespace, which fails every later xdp-filter;
 //! * qemu guests (`BPFEVAL-GUEST` on their command line) whose harness is gone.
 
 use std::collections::BTreeSet;
@@ -37,6 +38,7 @@ pub fn all_stale() -> Result<Vec<String>> {
     removed.extend(orphaned_attachments()?);
     removed.extend(recorded_qdiscs()?);
     removed.extend(pins()?);
+    removed.extend(crate::reference::remove_stale_lock());
     Ok(removed)
 }
 
@@ -89,6 +91,8 @@ fn stale_namespaces() -> Result<Vec<String>> {
             unsafe { libc::kill(pid, libc::SIGKILL) };
             removed.push(format!("process {pid} in {ns}"));
         }
+        // A killed xdp-filter left its lock, and the unload would fail on it.
+        removed.extend(crate::reference::remove_stale_lock());
         crate::reference::unload_xdp_filter(&ns);
     }
     removed.extend(

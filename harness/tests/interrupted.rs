@@ -49,6 +49,13 @@ fn leftovers(pid: u32) -> Vec<String> {
     let tag = format!("-{pid}-");
     left.extend(netns::list_ours().unwrap().into_iter().filter(|n| n.contains(&tag)).map(|n| format!("namespace {n}")));
     left.extend(our_implementations().into_iter().map(|p| format!("process {p}")));
+    // xdp-filter (the reference) killed in its namespace by the clean: its lock would fail every
+    // later xdp-filter.
+    for p in [harness::reference::XDP_FILTER_LOCK, harness::reference::XDP_FILTER_PINS] {
+        if Path::new(p).exists() {
+            left.push(format!("xdp-filter's {p}"));
+        }
+    }
     let dir = std::path::Path::new(state::STATE_DIR).join(RECORDS);
     for (path, c) in state::read_all::<Change>(&dir) {
         if c.map_or(true, |c| !c.owner.alive()) {
