@@ -64,8 +64,9 @@ test-locked:
 	cargo run $(CARGO_FLAGS) -p harness -- run packetfilter --quick --quiet --out target/ci-report
 	BPF_EVAL_REPORT_DIR=$(CURDIR)/target/ci-report cargo test $(CARGO_FLAGS) -p metrics --test browser report_opens_cleanly_in_chromium
 
-# Two quick packetfilter runs on this machine: every ranking either calls significant must be the
-# other's too (build metrics of the second are reused from the first: nothing changed).
+# Two quick packetfilter runs on this machine: every pair of libraries either calls significantly
+# different must be ordered alike by the other, significant or not (README: Reproducibility). Build
+# metrics of the second are reused from the first: nothing changed.
 .PHONY: reproduce
 reproduce:
 	cargo run $(CARGO_FLAGS) -p harness -- run packetfilter --quick --quiet --out target/ci-report

@@ -21,15 +21,19 @@ pub fn compare(a: &Path, b: &Path, out: &Path) -> Result<bool> {
     Ok(moved.is_empty())
 }
 
-/// `harness compare --rankings A B`: whether every significant ranking of either run is the
-/// other's too; prints those that are not.
+/// `harness compare --rankings A B`: whether the other run orders alike every pair of libraries
+/// either run calls significantly different; prints those it reverses (failure), and those it
+/// orders alike without significance (not a failure: see `metrics::report::Reproduction`).
 pub fn compare_rankings(a: &Path, b: &Path) -> Result<bool> {
-    let differ = metrics::report::rankings_not_reproduced(a, b)?;
-    if differ.is_empty() {
-        println!("every significant ranking of either run is reproduced by the other");
+    let r = metrics::report::rankings_reproduced(a, b)?;
+    for w in &r.weaker {
+        println!("weaker: {w}");
     }
-    for d in &differ {
-        println!("not reproduced: {d}");
+    for c in &r.contradicted {
+        println!("CONTRADICTED: {c}");
     }
-    Ok(differ.is_empty())
+    if r.contradicted.is_empty() {
+        println!("every significant ranking of either run is ordered alike by the other ({} not significant there)", r.weaker.len());
+    }
+    Ok(r.contradicted.is_empty())
 }

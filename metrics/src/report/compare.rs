@@ -102,43 +102,84 @@ pub fn compare_into(dir_a: &Path, dir_b: &Path, out_dir: &Path) -> Result<Vec<Mo
     Ok(out)
 }
 
-/// Every ranking either run calls significant (one library or several lead, the others are
-/// significantly worse) that the other run does not reproduce: the same metric and class
-/// ranked with the same leaders. One line per disagreement, empty when all reproduce.
-/// Rankings that are ties or not ranked in one run claim nothing and need no counterpart.
-pub fn rankings_not_reproduced(dir_a: &Path, dir_b: &Path) -> Result<Vec<String>> {
+/// How two runs of the same machine agree on what either calls significant. A significant
+/// ranking claims, for each leader `x` and each library `y` outside the leaders, "`x` is better
+/// than `y`". The other run reproduces the claim when it orders `x` before `y` (by median cost,
+/// the ranking's own order); it need not reach significance again: with 5 repetitions a real
+/// but small difference passes the test in one run and not in the next (the test's power, not
+/// a change), and those are listed apart as `weaker`.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reproduction {
+    /// Claims the other run orders the opposite way, one line per metric and run.
+    pub contradicted: Vec<String>,
+    /// Claims the other run orders alike without calling the difference significant, or cannot
+    /// check (a library without a value there).
+    pub weaker: Vec<String>,
+}
+
+/// One metric row of a report: its columns, leaders (when significant) and cost order.
+struct Claims {
+    libs: Vec<String>,
+    leaders: Option<Vec<String>>,
+    to_best: Vec<Option<f64>>,
+}
+
+impl Claims {
+    fn cost(&self, lib: &str) -> Option<f64> {
+        self.libs.iter().position(|l| l == lib).and_then(|i| self.to_best[i])
+    }
+
+    fn leads(&self, lib: &str) -> bool {
+        self.leaders.as_ref().is_some_and(|l| l.iter().any(|x| x == lib))
+    }
+
+    /// Pairs (better, worse) this ranking calls significant.
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        let Some(leaders) = &self.leaders else { return Vec::new() };
+        let behind = self.libs.iter().zip(&self.to_best).filter(|(l, c)| c.is_some() && !leaders.contains(l));
+        behind.flat_map(|(y, _)| leaders.iter().map(move |x| (x.as_str(), y.as_str()))).collect()
+    }
+}
+
+/// Every significant claim of either run checked against the other (see [`Reproduction`]).
+pub fn rankings_reproduced(dir_a: &Path, dir_b: &Path) -> Result<Reproduction> {
     let weights = crate::weights::Weights::defaults();
     let (a, b) = (Run::load(dir_a)?, Run::load(dir_b)?);
     let (ra, rb) = (model::build(&a, &weights), model::build(&b, &weights));
-    let leaders = |r: &model::Report| {
+    let claims = |r: &model::Report| {
         let mut out = std::collections::BTreeMap::new();
         for u in &r.usecases {
             for row in &u.rows {
-                let named = match &row.ranking {
-                    crate::stats::Ranking::Ranked { leaders } => {
-                        let mut l: Vec<String> = leaders.iter().map(|&i| u.libs[i].clone()).collect();
-                        l.sort();
-                        Some(l)
-                    }
+                let leaders = match &row.ranking {
+                    crate::stats::Ranking::Ranked { leaders } => Some(leaders.iter().map(|&i| u.libs[i].clone()).collect()),
                     _ => None,
                 };
-                out.insert((u.name.clone(), row.label()), named);
+                out.insert((u.name.clone(), row.label()), Claims { libs: u.libs.clone(), leaders, to_best: row.to_best.clone() });
             }
         }
         out
     };
-    let (la, lb) = (leaders(&ra), leaders(&rb));
-    let mut out = Vec::new();
-    for ((first, this), (second, other)) in [(("A", &la), ("B", &lb)), (("B", &lb), ("A", &la))] {
-        for (key, lead) in this {
-            let Some(lead) = lead else { continue };
-            let there = other.get(key).cloned().flatten();
-            if there.as_ref() != Some(lead) {
-                let said = there.map_or("no significant ranking".to_string(), |l| format!("{} lead", l.join(" = ")));
-                let line = format!("{}: {}: {first} ranks {} first, {second}: {said}", key.0, key.1, lead.join(" = "));
-                if !out.contains(&line) {
-                    out.push(line);
+    let (ca, cb) = (claims(&ra), claims(&rb));
+    let mut out = Reproduction::default();
+    for ((first, this), (second, other)) in [(("A", &ca), ("B", &cb)), (("B", &cb), ("A", &ca))] {
+        for ((usecase, label), claims) in this {
+            let there = other.get(&(usecase.clone(), label.clone()));
+            let (mut reversed, mut unsure) = (Vec::new(), Vec::new());
+            for (x, y) in claims.pairs() {
+                let (cx, cy) = (there.and_then(|t| t.cost(x)), there.and_then(|t| t.cost(y)));
+                match (cx, cy) {
+                    (Some(cx), Some(cy)) if cx > cy => reversed.push(format!("{y} {cy:.2}x before {x} {cx:.2}x")),
+                    (Some(_), Some(_)) if there.is_some_and(|t| t.leads(x) && !t.leads(y)) => {}
+                    (Some(_), Some(_)) => unsure.push(format!("{x} before {y}")),
+                    _ => unsure.push(format!("{x} before {y}: no value in {second}")),
                 }
+            }
+            let claim = format!("{usecase}: {label}: {first} ranks {} first", claims.leaders.iter().flatten().cloned().collect::<Vec<_>>().join(" = "));
+            if !reversed.is_empty() {
+                out.contradicted.push(format!("{claim}; {second} orders {} (times the best cost)", reversed.join(", ")));
+            }
+            if !unsure.is_empty() {
+                out.weaker.push(format!("{claim}; {second} has {}, not significant", unsure.join(", ")));
             }
         }
     }

@@ -18,7 +18,7 @@ use crate::plot;
 use crate::record::Run;
 use crate::weights::Weights;
 
-pub use compare::{compare, compare_into, rankings_not_reproduced, Moved, COMPARE_HTML, COMPARE_MD};
+pub use compare::{compare, compare_into, rankings_reproduced, Moved, Reproduction, COMPARE_HTML, COMPARE_MD};
 pub use html::page;
 pub use model::{range_name, series, Series, SeriesKey};
 
@@ -478,21 +478,34 @@ mod tests {
     }
 
     #[test]
-    fn rankings_reproduce_unless_the_leader_changes() {
+    fn rankings_reproduce_unless_the_order_reverses() {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
         fixture_run(1.0).save(&a).unwrap();
         // Scaled alike for both libraries: the same rankings.
         fixture_run(1.25).save(&b).unwrap();
-        assert_eq!(rankings_not_reproduced(&a, &b).unwrap(), Vec::<String>::new());
-        // The libraries swap places in one metric: its ranking is not reproduced, both ways.
+        assert_eq!(rankings_reproduced(&a, &b).unwrap(), Reproduction::default());
+        // The libraries swap places in one metric: its ranking is contradicted, both ways.
         let mut swapped = fixture_run(1.0);
         for r in swapped.rows.iter_mut().filter(|r| r.metric == "veth_pps") {
             r.lib = if r.lib == "aya" { "libbpf-rs" } else { "aya" }.into();
         }
         swapped.save(&b).unwrap();
-        let differ = rankings_not_reproduced(&a, &b).unwrap();
-        assert_eq!(differ.len(), 2, "{differ:#?}");
-        assert!(differ[0].starts_with("loadbalancer: veth_pps: A ranks aya first, B: libbpf-rs lead"), "{differ:#?}");
+        let r = rankings_reproduced(&a, &b).unwrap();
+        assert_eq!(r.contradicted.len(), 2, "{r:#?}");
+        assert!(r.contradicted[0].starts_with("loadbalancer: veth_pps: A ranks aya first; B orders libbpf-rs 1.00x before aya "), "{r:#?}");
+        assert!(r.weaker.is_empty(), "{r:#?}");
+        // The same order with the difference within the noise: weaker, not contradicted.
+        let mut close = fixture_run(1.0);
+        let rows: Vec<_> = close.rows.iter().filter(|r| r.metric == "veth_pps" && r.lib == "aya").cloned().collect();
+        for r in close.rows.iter_mut().filter(|r| r.metric == "veth_pps" && r.lib == "libbpf-rs") {
+            let twin = rows.iter().find(|a| a.rep == r.rep && a.class == r.class).unwrap();
+            r.value = twin.value * 0.999;
+        }
+        close.save(&b).unwrap();
+        let r = rankings_reproduced(&a, &b).unwrap();
+        assert!(r.contradicted.is_empty(), "{r:#?}");
+        assert_eq!(r.weaker.len(), 1, "{r:#?}");
+        assert!(r.weaker[0].starts_with("loadbalancer: veth_pps: A ranks aya first; B has aya before libbpf-rs, not significant"), "{r:#?}");
     }
 }
