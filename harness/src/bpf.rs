@@ -304,6 +304,9 @@ pub struct TestRun<'a> {
     pub repeat: u32,
     /// Context (for XDP a `struct xdp_md`), or `None` for the kernel's default.
     pub ctx_in: Option<&'a [u8]>,
+    /// Room for the context as the program left it (for TC a `struct __sk_buff`); `None` asks
+    /// for none.
+    pub ctx_out_size: Option<usize>,
 }
 
 /// The outcome of [`Prog::test_run`].
@@ -315,6 +318,8 @@ pub struct TestRunResult {
     pub duration: Duration,
     /// The packet after the program ran, if `data_out_size` was given.
     pub data_out: Option<Vec<u8>>,
+    /// The context after the program ran, if `ctx_out_size` was given.
+    pub ctx_out: Option<Vec<u8>>,
 }
 
 impl Prog {
@@ -382,6 +387,11 @@ impl Prog {
             attr.ctx_in = ctx.as_ptr() as u64;
             attr.ctx_size_in = ctx.len() as u32;
         }
+        let mut ctx_out = vec![0u8; run.ctx_out_size.unwrap_or(0)];
+        if run.ctx_out_size.is_some() {
+            attr.ctx_out = ctx_out.as_mut_ptr() as u64;
+            attr.ctx_size_out = ctx_out.len() as u32;
+        }
         match sys_bpf(BPF_PROG_TEST_RUN, &mut attr) {
             Ok(_) => {}
             // ENOSPC: the output did not fit; the kernel still reports the full size.
@@ -392,7 +402,11 @@ impl Prog {
             out.truncate(attr.data_size_out as usize);
             out
         });
-        Ok(TestRunResult { retval: attr.retval, duration: Duration::from_nanos(attr.duration.into()), data_out })
+        let ctx_out = run.ctx_out_size.map(|_| {
+            ctx_out.truncate(attr.ctx_size_out as usize);
+            ctx_out
+        });
+        Ok(TestRunResult { retval: attr.retval, duration: Duration::from_nanos(attr.duration.into()), data_out, ctx_out })
     }
 
     /// Transmits `frame` `repeat` times for real (`BPF_F_TEST_XDP_LIVE_FRAMES`): the program
@@ -426,7 +440,7 @@ impl Prog {
     /// EINVAL (since 6.x also when XDP metadata pads the input); they cannot reach an XDP program
     /// on a veth either (`AF_PACKET` refuses to send them). See [`is_kernel_refusal`].
     pub fn test_run_xdp(&self, frame: &[u8]) -> Result<TestRunResult> {
-        self.test_run(&TestRun { data_in: frame, data_out_size: Some(frame.len() + 256), repeat: 1, ctx_in: None })
+        self.test_run(&TestRun { data_in: frame, data_out_size: Some(frame.len() + 256), repeat: 1, ..Default::default() })
     }
 }
 

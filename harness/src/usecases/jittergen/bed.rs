@@ -25,7 +25,7 @@ use bpfeval_shared::jittergen::abi;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::bpf::{self, Map, Prog};
+use crate::bpf::{self, Map, Prog, TestRun};
 use crate::netns::{NetNs, VethConfig, VethPair};
 use crate::conformance::{refusal_problems, KernelLimits};
 pub use crate::conformance::{ConformanceReport, Mismatch};
@@ -151,53 +151,20 @@ pub struct SkbRun {
 }
 
 /// `BPF_PROG_TEST_RUN` of a TC program on `frame`, with a zeroed `struct __sk_buff` in and the
-/// one the program left out (`harness::bpf::Prog::test_run` has no `ctx_out`).
+/// one the program left out.
 pub fn test_run_skb(prog: &Prog, frame: &[u8], repeat: u32) -> Result<SkbRun> {
-    use std::os::fd::AsRawFd;
-    #[repr(C)]
-    #[derive(Default)]
-    struct Attr {
-        prog_fd: u32,
-        retval: u32,
-        data_size_in: u32,
-        data_size_out: u32,
-        data_in: u64,
-        data_out: u64,
-        repeat: u32,
-        duration: u32,
-        ctx_size_in: u32,
-        ctx_size_out: u32,
-        ctx_in: u64,
-        ctx_out: u64,
-        flags: u32,
-        cpu: u32,
-        batch_size: u32,
-        _pad: u32,
-    }
     let ctx_in = [0u8; SKB_CTX_SIZE];
-    let mut ctx_out = [0u8; SKB_CTX_SIZE];
-    let mut attr = Attr {
-        prog_fd: prog.fd().as_raw_fd() as u32,
-        data_size_in: frame.len() as u32,
-        data_in: frame.as_ptr() as u64,
-        repeat,
-        ctx_size_in: SKB_CTX_SIZE as u32,
-        ctx_size_out: SKB_CTX_SIZE as u32,
-        ctx_in: ctx_in.as_ptr() as u64,
-        ctx_out: ctx_out.as_mut_ptr() as u64,
-        ..Default::default()
-    };
-    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    let run = TestRun { data_in: frame, repeat, ctx_in: Some(&ctx_in), ctx_out_size: Some(SKB_CTX_SIZE), ..Default::default() };
     let before_ns = monotonic_ns();
-    // SAFETY: `attr` is a properly sized bpf_attr prefix; its pointers refer to live buffers of
-    // the sizes given.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, &mut attr as *mut Attr, size_of::<Attr>() as u32) };
+    let r = prog.test_run(&run).context("BPF_PROG_TEST_RUN (sched_cls)");
     let after_ns = monotonic_ns();
-    if r < 0 {
-        return Err(std::io::Error::last_os_error()).context("BPF_PROG_TEST_RUN (sched_cls)");
-    }
-    let tstamp = u64::from_ne_bytes(ctx_out[SKB_TSTAMP_OFFSET..SKB_TSTAMP_OFFSET + 8].try_into().unwrap());
-    Ok(SkbRun { retval: attr.retval, tstamp, before_ns, after_ns, duration_ns: attr.duration })
+    let r = r?;
+    let ctx_out = r.ctx_out.unwrap_or_default();
+    let tstamp = ctx_out
+        .get(SKB_TSTAMP_OFFSET..SKB_TSTAMP_OFFSET + 8)
+        .context("the kernel returned a short struct __sk_buff")?;
+    let tstamp = u64::from_ne_bytes(tstamp.try_into().unwrap());
+    Ok(SkbRun { retval: r.retval, tstamp, before_ns, after_ns, duration_ns: r.duration.as_nanos() as u32 })
 }
 
 // ---------------------------------------------------------------------------------------------
