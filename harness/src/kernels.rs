@@ -123,7 +123,7 @@ pub fn check(imp: &Implementation, f: &Features) -> Cell {
         None => (NOT_BUILT.into(), format!("no check for use case {}", imp.usecase)),
     };
     let verified_insns = insns_text(&seen.take());
-    Cell { usecase: imp.usecase.clone(), lib: imp.lib.clone(), kernel: f.release.clone(), status, detail, verified_insns, host: String::new() }
+    Cell { usecase: imp.usecase.clone(), lib: imp.lib.clone(), kernel: f.release.clone(), status, detail, verified_insns, ..Default::default() }
 }
 
 /// Every implementation of `usecases` × `libs` in `dir` (not-built cells for missing binaries).
@@ -221,4 +221,124 @@ fn which(tool: &str) -> Result<PathBuf> {
         .map(|d| Path::new(d).join(tool))
         .find(|p| p.is_file())
         .with_context(|| format!("`{tool}` not found on the host (iproute2)"))
+}
+
+/// Cells of earlier matrices, reused when nothing that decides them changed: the
+/// implementation's binary, the kernel (a guest kernel's unpacked files, the host's
+/// `/proc/version` and probed features) and the checks (the harness, `kernels-guest`, the tools
+/// carried into the guest, `scenarios/`). Only passing and lacks-a-feature cells are stored: a
+/// failure is always checked again. A reused cell names the run that checked it
+/// (`Cell::reused_from`).
+pub struct CellCache {
+    dir: PathBuf,
+    checks: String,
+    /// This run's output directory, recorded with each stored cell.
+    run: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached {
+    key: String,
+    run: String,
+    cell: Cell,
+}
+
+impl CellCache {
+    /// The cache under `<target>/kernels-cache`, for checks done by this harness and `guest_bin`.
+    pub fn open(guest_bin: &Path, run: &Path) -> Result<CellCache> {
+        let mut h = crate::fingerprint::Fingerprint::default();
+        h.file(&std::env::current_exe()?).file(guest_bin);
+        for tool in ["ip", "tc", "ethtool"] {
+            h.file(&which(tool)?);
+        }
+        let mut scenarios = files_under(&crate::process::workspace_dir().join("scenarios"))?;
+        scenarios.sort();
+        for f in &scenarios {
+            h.file(f);
+        }
+        let dir = crate::process::impls_dir().parent().context("target/impls has a parent")?.join("kernels-cache");
+        Ok(CellCache::at(dir, h.hex(), run))
+    }
+
+    pub fn at(dir: PathBuf, checks: String, run: &Path) -> CellCache {
+        CellCache { dir, checks, run: run.display().to_string() }
+    }
+
+    /// What identifies kernel `series`: for a guest kernel its unpacked files (names and
+    /// sizes: a package of another version has other names), for the host its build and
+    /// features.
+    pub fn kernel_id(series: &str) -> Result<String> {
+        let mut h = crate::fingerprint::Fingerprint::default();
+        if series == "host" {
+            h.feed(std::fs::read_to_string("/proc/version")?.as_bytes()).feed(format!("{:?}", Features::probe()).as_bytes());
+        } else {
+            let mut files = files_under(&fetch(series)?)?;
+            files.sort();
+            for f in files {
+                h.feed(f.as_os_str().as_encoded_bytes()).feed(&f.metadata()?.len().to_le_bytes());
+            }
+        }
+        Ok(h.hex())
+    }
+
+    fn path(&self, series: &str, imp: &Implementation) -> PathBuf {
+        self.dir.join(series).join(format!("{}-{}.json", imp.usecase, imp.lib))
+    }
+
+    fn key(&self, kernel_id: &str, imp: &Implementation) -> String {
+        let mut h = crate::fingerprint::Fingerprint::default();
+        h.feed(self.checks.as_bytes()).feed(kernel_id.as_bytes()).file(&imp.binary);
+        h.hex()
+    }
+
+    /// The stored cell of `imp` on `series`, if its key still matches.
+    pub fn get(&self, series: &str, kernel_id: &str, imp: &Implementation) -> Option<Cell> {
+        let cached: Cached = serde_json::from_str(&std::fs::read_to_string(self.path(series, imp)).ok()?).ok()?;
+        (cached.key == self.key(kernel_id, imp)).then(|| Cell { reused_from: cached.run, ..cached.cell })
+    }
+
+    /// Stores `cell` (checked by this run) if it passed or the kernel lacks the feature.
+    pub fn put(&self, series: &str, kernel_id: &str, imp: &Implementation, cell: &Cell) -> Result<()> {
+        if !(cell.status == PASS || cell.status == LACKS_FEATURE) || !cell.reused_from.is_empty() {
+            return Ok(());
+        }
+        let path = self.path(series, imp);
+        std::fs::create_dir_all(path.parent().expect("has a parent"))?;
+        let cached = Cached { key: self.key(kernel_id, imp), run: self.run.clone(), cell: cell.clone() };
+        std::fs::write(&path, serde_json::to_string_pretty(&cached)?).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_are_reused_only_while_binary_kernel_and_checks_are_unchanged() {
+        let tmp = crate::process::TempDir::new("cellcache").unwrap();
+        let binary = tmp.path().join("packetfilter-aya");
+        std::fs::write(&binary, b"one").unwrap();
+        let imp = Implementation { usecase: "packetfilter".into(), lib: "aya".into(), binary: binary.clone() };
+        let cache = CellCache::at(tmp.path().join("cache"), "checks-1".into(), Path::new("reports/first"));
+        let cell = |status: &str| Cell { usecase: "packetfilter".into(), lib: "aya".into(), kernel: "6.1".into(), status: status.into(), detail: "d".into(), ..Default::default() };
+        assert!(cache.get("6.1", "k1", &imp).is_none());
+        cache.put("6.1", "k1", &imp, &cell(PASS)).unwrap();
+        let got = cache.get("6.1", "k1", &imp).unwrap();
+        assert_eq!((got.status.as_str(), got.reused_from.as_str()), (PASS, "reports/first"));
+        // Another kernel build, other checks, another series, another binary: checked again.
+        assert!(cache.get("6.1", "k2", &imp).is_none());
+        assert!(CellCache::at(tmp.path().join("cache"), "checks-2".into(), Path::new("x")).get("6.1", "k1", &imp).is_none());
+        assert!(cache.get("6.12", "k1", &imp).is_none());
+        std::fs::write(&binary, b"two").unwrap();
+        assert!(cache.get("6.1", "k1", &imp).is_none());
+        // A failure is not stored: the next run checks it again.
+        cache.put("6.1", "k1", &imp, &cell(WRONG_RESULTS)).unwrap();
+        assert!(cache.get("6.1", "k1", &imp).is_none());
+        // Nor is a reused cell stored again (it keeps the run that checked it).
+        cache.put("6.1", "k1", &imp, &cell(PASS)).unwrap();
+        let later = CellCache::at(tmp.path().join("cache"), "checks-1".into(), Path::new("reports/second"));
+        let reused = later.get("6.1", "k1", &imp).unwrap();
+        later.put("6.1", "k1", &imp, &reused).unwrap();
+        assert_eq!(later.get("6.1", "k1", &imp).unwrap().reused_from, "reports/first");
+    }
 }

@@ -22,6 +22,7 @@
 pub mod bpf;
 pub mod cleanup;
 pub mod conformance;
+pub mod fingerprint;
 pub mod frames;
 pub mod kernels;
 pub mod libs;

@@ -55,6 +55,10 @@ enum Cmd {
         /// The run directory that gets kernels.csv.
         #[arg(long, default_value = "reports/kernels")]
         out: PathBuf,
+        /// Reuse cells an earlier run checked with the same binary, kernel and checks (passes
+        /// and lacks-a-feature only; marked ↻ in the report).
+        #[arg(long)]
+        reuse: bool,
     },
     /// Combine the kernel matrices of runs made on several machines (same git revision) into one.
     Merge {
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
             }),
         Cmd::Compare { a, b, rankings: true, .. } => cmd::compare_rankings(&a, &b),
         Cmd::Compare { a, b, out, .. } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
-        Cmd::Kernels { kernels, usecases, libs, out } => cmd::kernels::run(&kernels, &usecases, &libs, &out),
+        Cmd::Kernels { kernels, usecases, libs, out, reuse } => cmd::kernels::run(&kernels, &usecases, &libs, &out, reuse),
         Cmd::Merge { runs, out } => cmd::kernels::merge(&runs, &out),
         Cmd::Impls { workspace: dir } => {
             harness::measure::build::packages_in(&workspace, &workspace.join(dir)).map(|packages| {

@@ -38,7 +38,9 @@ fn out_dir(out: &Path) -> Result<()> {
 /// Runs the matrix and writes `<out>/kernels.csv`; true when every cell passed or the kernel
 /// lacks the feature (the matrix is the answer, not a failure). Arguments are checked before
 /// anything is fetched or booted.
-pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) -> Result<bool> {
+/// With `reuse`, cells an earlier run checked with the same binary, kernel and checks are taken
+/// from [`kernels::CellCache`] instead of checked again.
+pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path, reuse: bool) -> Result<bool> {
     let all_libs: Vec<&str> = harness::libs::LIBS.iter().map(|l| l.name).collect();
     entries("--kernels", series, kernels::ALL)?;
     let usecases = entries("--usecases", usecases, USECASES)?;
@@ -55,15 +57,43 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
     for s in series.iter().filter(|s| *s != "host") {
         let _ = kernels::fetch(s);
     }
+    let cache = match reuse.then(|| kernels::CellCache::open(&guest_bin, out)).transpose() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("warning: checking every kernel cell again: {e:#}");
+            None
+        }
+    };
     let one = |s: &str| -> Vec<Cell> {
         let started = Instant::now();
-        let got = if s == "host" {
+        // Without an identity for the kernel nothing is reused (nor stored).
+        let cache = cache.as_ref().and_then(|c| kernels::CellCache::kernel_id(s).ok().map(|k| (c, k)));
+        let mut reused = Vec::new();
+        let mut to_check = Vec::new();
+        for imp in &imps {
+            match cache.as_ref().and_then(|(c, k)| c.get(s, k, imp)) {
+                Some(c) => reused.push(Cell { kernel: s.into(), ..c }),
+                None => to_check.push(imp.clone()),
+            }
+        }
+        let got = if to_check.is_empty() {
+            Ok(Vec::new())
+        } else if s == "host" {
             let mut v = Vec::new();
-            kernels::check_all(&imps, |c| v.push(Cell { kernel: "host".into(), ..c }));
+            kernels::check_all(&to_check, |c| v.push(Cell { kernel: "host".into(), ..c }));
             Ok(v)
         } else {
-            kernels::run_kernel(s, &imps, &guest_bin)
+            kernels::run_kernel(s, &to_check, &guest_bin)
         };
+        if let (Ok(checked), Some((cache, k))) = (&got, &cache) {
+            for c in checked {
+                let imp = to_check.iter().find(|i| i.usecase == c.usecase && i.lib == c.lib);
+                if let Some(Err(e)) = imp.map(|imp| cache.put(s, k, imp, c)) {
+                    eprintln!("warning: kernel {s}: not cached: {e:#}");
+                }
+            }
+        }
+        let imps = &to_check;
         let mut cells = match got {
             Ok(v) => v,
             // A guest that did not boot or crashed fails every cell of that kernel, loudly.
@@ -93,8 +123,9 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
             },
             ..Default::default()
         }));
-        eprintln!("kernel {s}: {:.0} s", started.elapsed().as_secs_f64());
-        cells
+        eprintln!("kernel {s}: {:.0} s ({} implementations checked, {} reused)", started.elapsed().as_secs_f64(), imps.len(), reused.len());
+        reused.extend(cells);
+        reused
     };
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, series.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -110,7 +141,8 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path) 
     });
     let cells: Vec<Cell> = results.into_iter().flat_map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
     for c in &cells {
-        println!("{:<13} {:<10} {:<6} {:<14} {}", c.usecase, c.lib, c.kernel, c.status, c.detail);
+        let status = if c.reused_from.is_empty() { c.status.clone() } else { format!("{} ↻", c.status) };
+        println!("{:<13} {:<10} {:<6} {:<14} {}", c.usecase, c.lib, c.kernel, status, c.detail);
     }
     let path = out.join("kernels.csv");
     metrics::report::kernels::write_csv(&path, &cells)?;

@@ -33,7 +33,8 @@ pub struct Options {
     #[arg(long)]
     quick: bool,
     /// Build every implementation again, even where an earlier run's build metrics are
-    /// reusable (nothing the build reads changed).
+    /// reusable (nothing the build reads changed), and check every kernel matrix cell again,
+    /// even where an earlier run's check is reusable (same binary, kernel and checks).
     #[arg(long)]
     rebuild: bool,
     /// Output directory (default `reports/<timestamp>/`; `reports/latest` points at the newest).
@@ -98,7 +99,7 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
     if let (Some(kernels), None) = (&opts.kernels, &stopped) {
         let names: Vec<String> = selected.iter().map(|u| u.name().to_string()).collect();
         ctx.step("kernel matrix");
-        match super::kernels::run(kernels, &names, opts.libs.as_deref().unwrap_or(&[]), &out) {
+        match super::kernels::run(kernels, &names, opts.libs.as_deref().unwrap_or(&[]), &out, !opts.rebuild) {
             Ok(ok) => kernels_ok = ok,
             Err(e) => {
                 meta.partial.push(format!("kernel matrix not made: {e:#}"));

@@ -323,19 +323,14 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) -> Result<()> {
 /// FNV-1a (64 bit) over the files' names and contents and the toolchain and crate versions:
 /// enough to notice a change, which is all it is for.
 fn key(ctx: &Ctx, imp: &Implementation, files: &[PathBuf]) -> Result<String> {
-    let mut h: u64 = 0xcbf29ce484222325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
-        }
-    };
+    let mut h = crate::fingerprint::Fingerprint::default();
     for f in files {
-        feed(f.as_os_str().as_encoded_bytes());
+        h.feed(f.as_os_str().as_encoded_bytes());
         // A vanished file is a change, as an empty one.
-        feed(&std::fs::read(ctx.workspace.join(f)).unwrap_or_default());
+        h.feed(&std::fs::read(ctx.workspace.join(f)).unwrap_or_default());
     }
-    feed(serde_json::to_string(&super::versions(&ctx.workspace, imp))?.as_bytes());
-    Ok(format!("{h:016x}"))
+    h.feed(serde_json::to_string(&super::versions(&ctx.workspace, imp))?.as_bytes());
+    Ok(h.hex())
 }
 
 fn cargo_build(cargo: &Cargo, target: &Path, package: &str) -> Result<f64> {

@@ -25,6 +25,10 @@ pub struct Cell {
     /// The machine that ran it (`harness merge` adds it; empty for a single machine).
     #[serde(default)]
     pub host: String,
+    /// Empty: checked by this run. Else the run whose check is reused (the binary, the kernel
+    /// and the checks are unchanged since; `harness::kernels::CellCache`).
+    #[serde(default)]
+    pub reused_from: String,
 }
 
 /// `dir/kernels.csv`, or `None` if the run has none.
@@ -108,6 +112,36 @@ fn findings(cells: &[Cell]) -> Vec<crate::record::Finding> {
         .collect()
 }
 
+/// The status, with ↻ when the cell is reused from an earlier run.
+fn status_text(c: &Cell) -> String {
+    if c.reused_from.is_empty() {
+        c.status.clone()
+    } else {
+        format!("{} ↻", c.status)
+    }
+}
+
+fn reused_note(c: &Cell) -> String {
+    if c.reused_from.is_empty() {
+        String::new()
+    } else {
+        format!(" (reused: checked by the run {})", c.reused_from)
+    }
+}
+
+/// What ↻ means, and how many cells carry it; `None` when this run checked every cell.
+fn reused_legend(cells: &[Cell]) -> Option<String> {
+    let n = cells.iter().filter(|c| !c.reused_from.is_empty()).count();
+    (n > 0).then(|| {
+        format!(
+            "↻ {n} of {} cells reused from an earlier run: the implementation's binary, the kernel and the checks \
+             are unchanged since that run checked them (failures are always checked again; `harness run --rebuild` \
+             checks everything).",
+            cells.len()
+        )
+    })
+}
+
 /// A table of use case × library rows and kernel columns; `td` renders a cell (or its absence).
 fn html_table(h: &mut String, cells: &[Cell], td: impl Fn(Option<&Cell>) -> String) {
     let (rows, cols) = axes(cells);
@@ -152,11 +186,14 @@ pub fn html(cells: &[Cell]) -> String {
         Some(cell) => format!(
             "<td style=\"background:{}\" title=\"{}\">{}</td>",
             colour(&cell.status),
-            esc(&cell.detail),
-            esc(&cell.status)
+            esc(&format!("{}{}", cell.detail, reused_note(cell))),
+            esc(&status_text(cell))
         ),
         None => "<td>–</td>".into(),
     });
+    if let Some(legend) = reused_legend(cells) {
+        let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(&legend));
+    }
     let _ = writeln!(
         h,
         "<h3>Verifier instructions</h3>\n<p><code>verified_insns</code> of each program the checks loaded, per kernel \
@@ -173,7 +210,10 @@ pub fn html(cells: &[Cell]) -> String {
 /// The Markdown section: the matrix, then every cell that did not pass with its detail.
 pub fn markdown(cells: &[Cell]) -> String {
     let mut h = String::from("## Kernel compatibility\n\n");
-    md_table(&mut h, cells, |x| x.status.clone());
+    md_table(&mut h, cells, status_text);
+    if let Some(legend) = reused_legend(cells) {
+        let _ = writeln!(h, "{legend}\n");
+    }
     let _ = writeln!(h, "Verifier instructions (`verified_insns` per program; n/a: the kernel does not report it):\n");
     md_table(&mut h, cells, |x| insns(x).join("<br>"));
     for c in cells.iter().filter(|c| c.status != "pass" || c.detail.contains("fallback") || c.detail.contains("no TCX")) {
@@ -228,6 +268,27 @@ mod tests {
         d.verified_insns = "x=1 y=2".into();
         write_csv(&dir.join(KERNELS_CSV), &[d.clone()]).unwrap();
         assert_eq!(load(&dir).unwrap(), Some(vec![d]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reused_cells_are_marked_and_counted() {
+        let mut reused = cell("6.1", "pass");
+        reused.reused_from = "reports/run-1".into();
+        let cells = [reused.clone(), cell("6.12", "pass")];
+        let md = markdown(&cells);
+        assert!(md.contains("| jittergen | aya | pass ↻ | pass |"), "{md}");
+        assert!(md.contains("↻ 1 of 2 cells reused from an earlier run"), "{md}");
+        let h = html(&cells);
+        assert!(h.contains("title=\"bpf_skb_set_tstamp needs 5.18 (reused: checked by the run reports/run-1)\">pass ↻</td>"), "{h}");
+        assert!(!markdown(&[cell("6.12", "pass")]).contains('↻'));
+        // The column survives the CSV; files without it (older runs) read as checked.
+        let dir = std::env::temp_dir().join(format!("kernels-reused-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_csv(&dir.join(KERNELS_CSV), &[reused.clone()]).unwrap();
+        assert_eq!(load(&dir).unwrap(), Some(vec![reused]));
+        std::fs::write(dir.join(KERNELS_CSV), "usecase,lib,kernel,status,detail\njittergen,aya,6.1,pass,d\n").unwrap();
+        assert_eq!(load(&dir).unwrap().unwrap()[0].reused_from, "");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
