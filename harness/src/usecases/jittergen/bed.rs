@@ -1282,12 +1282,15 @@ pub fn run_reference(sc: &Scenario, netem: Option<&str>) -> Outcome {
     out
 }
 
+/// The scenario name of [`restore_checks`]' outcome: checks only, it measures nothing.
+pub const RESTORE_CHECKS: &str = "qdisc restore";
+
 /// jittergen keeps what was there: a classless root qdisc (pfifo, handle 1:, limit 77) is
 /// replaced by fq while it runs and comes back with its handle and options; and when attaching
 /// fails after fq went in (TCX forced on a kernel without it), the error path puts it back too.
 pub fn restore_checks(imp: &Implementation) -> Outcome {
     let mut out = Outcome {
-        scenario: "qdisc restore".into(),
+        scenario: RESTORE_CHECKS.into(),
         subject: imp.lib.clone(),
         configured: Configured::default(),
         measured: None,
