@@ -470,12 +470,26 @@ fn disassemble(ctx: &Ctx, package: &str, object: &Path) -> Result<()> {
     std::fs::write(&path, crate::objects::disassemble(object)?).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The one BPF object the package's build left (library-neutrally: [`crate::objects`]).
+/// The BPF object the package's build left (library-neutrally: [`crate::objects`]). A build that
+/// leaves several — lsmbpf-redbpf: RedBPF's object and the copy without RedBPF's sections that
+/// its Aya loader embeds — is measured by the one its loader (`<release>/<package>`) embeds: the
+/// object as loaded.
 fn bpf_object(release: &Path, package: &str) -> Result<PathBuf> {
-    match crate::objects::in_build_output(release, package)?.as_slice() {
-        [one] => Ok(one.clone()),
+    let found = crate::objects::in_build_output(release, package)?;
+    match found.as_slice() {
+        [one] => return Ok(one.clone()),
         [] => bail!("no BPF object (ELF, EM_BPF) under {}/build/{package}-*/out", release.display()),
-        many => bail!("{package} built {} BPF objects, expected one: {many:?}", many.len()),
+        _ => {}
+    }
+    let binary = release.join(package);
+    let loader = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
+    let embedded: Vec<&PathBuf> = found
+        .iter()
+        .filter(|p| std::fs::read(p).is_ok_and(|o| !o.is_empty() && loader.windows(o.len()).any(|w| w == o.as_slice())))
+        .collect();
+    match embedded.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => bail!("{package} built {} BPF objects, and its loader embeds {} of them, not one: {found:?}", found.len(), embedded.len()),
     }
 }
 
