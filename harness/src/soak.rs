@@ -8,8 +8,9 @@
 //!   its reader run too. Events: `packet` lines; lost: the `events_lost` counter; errors: failed
 //!   connections, undecodable events.
 //! * comtrace: [`crate::usecases::comtrace::bed::drive`]'s loopback connections in a namespace at a fixed rate.
-//!   Events: the `conn` records of those connections; lost: the `events_lost` counter plus the
-//!   sockets that got no record; errors: failed connections, undecodable events.
+//!   Events: the `conn` records of those connections; lost: the sockets that got no record,
+//!   split by cause (the `events_lost` and `untracked` counters, and what neither explains);
+//!   errors: failed connections, undecodable events.
 //!
 //! Growth is the last sample minus the first one taken after the first round of load: start-up
 //! allocations (the ring buffer's pages, the first connections' bookkeeping) are not a leak.
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde::Serialize;
+
+use bpfeval_shared::comtrace::abi;
 
 use crate::bpf::{self, Map};
 use crate::usecases::comtrace::bed::{self as ct, Load, Tracer};
@@ -67,6 +70,9 @@ pub struct Summary {
     pub work: u64,
     pub events: u64,
     pub lost: u64,
+    /// Why events were lost, where the counters tell (comtrace: ring buffer full, socket not
+    /// tracked, and what neither explains).
+    pub lost_kinds: BTreeMap<String, u64>,
     pub errors: u64,
     /// What the errors were, with how often each happened.
     pub error_kinds: BTreeMap<String, u64>,
@@ -79,6 +85,7 @@ struct Tally {
     work: u64,
     events: u64,
     lost: u64,
+    lost_kinds: BTreeMap<String, u64>,
     error_kinds: BTreeMap<String, u64>,
 }
 
@@ -147,6 +154,7 @@ pub fn run(imp: &Implementation, minutes: f64, sample: Duration, out: &Path, sto
         events: tally.events,
         lost: tally.lost,
         errors: tally.errors(),
+        lost_kinds: tally.lost_kinds,
         error_kinds: tally.error_kinds,
         passed: false,
     };
@@ -171,8 +179,9 @@ fn write(out: &Path, what: &str, samples: &[Sample], summary: &Summary) -> Resul
 /// One line for the terminal.
 pub fn describe(s: &Summary) -> String {
     let kinds: Vec<String> = s.error_kinds.iter().map(|(k, n)| format!("{n}x {k}")).collect();
+    let lost: Vec<String> = s.lost_kinds.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{n} {k}")).collect();
     format!(
-        "{}-{}: {:.1} min, RSS {} -> {} KiB (max {}, growth {:+} KiB), {} connections, {} events, {} lost, {} errors{} — {}",
+        "{}-{}: {:.1} min, RSS {} -> {} KiB (max {}, growth {:+} KiB), {} connections, {} events, {} lost{}, {} errors{} — {}",
         s.usecase,
         s.lib,
         s.minutes,
@@ -183,6 +192,7 @@ pub fn describe(s: &Summary) -> String {
         s.work,
         s.events,
         s.lost,
+        if lost.is_empty() { String::new() } else { format!(" ({})", lost.join(", ")) },
         s.errors,
         if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
         if s.passed { "ok" } else { "FAILED" }
@@ -281,8 +291,9 @@ impl CtSoak {
         ct::rate_records(&records, self.server).count() as u64
     }
 
-    fn events_lost(&self) -> Result<u64> {
-        self.counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())
+    /// A counter of the program's (`abi::COUNTER_*`), summed over the CPUs.
+    fn counter(&self, index: u32) -> Result<u64> {
+        self.counters.lookup_percpu_u64_sum(&index.to_ne_bytes())
     }
 }
 
@@ -298,7 +309,7 @@ impl Soaked for CtSoak {
         tally.error("connection failed", driven.failed);
         let n = self.take_ours(tally);
         tally.events += n;
-        tally.lost = self.events_lost()?;
+        tally.lost = self.counter(abi::COUNTER_EVENTS_LOST)?;
         Ok(())
     }
 
@@ -310,7 +321,16 @@ impl Soaked for CtSoak {
             let n = self.take_ours(tally);
             tally.events += n;
         }
-        tally.lost = self.events_lost()? + self.sockets.saturating_sub(tally.events);
+        // A socket without a record: its record found the ring buffer full (events_lost), or
+        // the program could not store its birth (untracked: the map full, or busy — a hash map
+        // update from a tracepoint that interrupted another update of the same map on this CPU
+        // fails with EBUSY). Both counters count every socket the tracer saw, ours or not.
+        let missing = self.sockets.saturating_sub(tally.events);
+        let (ring, untracked) = (self.counter(abi::COUNTER_EVENTS_LOST)?, self.counter(abi::COUNTER_UNTRACKED)?);
+        tally.lost = missing.max(ring);
+        tally.lost_kinds.insert("ring buffer full (events_lost)".into(), ring);
+        tally.lost_kinds.insert("birth not stored (untracked)".into(), untracked);
+        tally.lost_kinds.insert("without a record, unexplained".into(), missing.saturating_sub(ring + untracked));
         let (code, _, exit) = self.tracer.stop(Duration::from_secs(30))?;
         if code != 0 || !exit {
             tally.error(format!("exit code {code} on SIGINT (exit line: {exit}): {}", self.tracer.running.stderr().trim()), 1);
