@@ -478,6 +478,28 @@ mod tests {
     }
 
     #[test]
+    fn only_significant_large_differences_need_an_explanation() {
+        let mut run = fixture_run(1.0);
+        let weights = crate::weights::Weights::defaults();
+        let unexplained = |run: &Run| model::build(run, &weights).overview.unexplained;
+        assert!(unexplained(&run).is_empty(), "{:?}", unexplained(&run));
+        // libbpf-rs 3x aya in every repetition: significant, and no finding is about it.
+        let series = |run: &mut Run, values: [(f64, f64); 5]| {
+            for (rep, (a, b)) in values.iter().enumerate() {
+                for (lib, v) in [("aya", a), ("libbpf-rs", b)] {
+                    run.rows.push(Row::new("loadbalancer", lib, "spread_max_dev_pct", "%", rep as u32 + 1, *v));
+                }
+            }
+        };
+        series(&mut run, [(1.0, 3.0), (1.1, 3.2), (0.9, 2.9), (1.05, 3.1), (0.95, 3.05)]);
+        assert_eq!(unexplained(&run), ["loadbalancer / spread_max_dev_pct: libbpf-rs is 3.05× aya"]);
+        // The same medians in overlapping noise: a tie, nothing to explain.
+        let mut noisy = fixture_run(1.0);
+        series(&mut noisy, [(1.0, 3.0), (4.0, 0.5), (0.2, 6.0), (5.0, 0.1), (0.1, 3.0)]);
+        assert!(unexplained(&noisy).is_empty(), "{:?}", unexplained(&noisy));
+    }
+
+    #[test]
     fn rankings_reproduce_unless_the_order_reverses() {
         let tmp = tempfile::tempdir().unwrap();
         let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));

@@ -22,7 +22,8 @@ pub struct Overview {
     pub across: Option<PlannedChart>,
     pub aid: DecisionAid,
     pub findings: Vec<Finding>,
-    /// Ranked rows whose worst library is more than 1.5× the best and that no finding explains:
+    /// Rows whose worst library is more than 1.5× the best, significantly worse (not a tie), and
+    /// that no finding explains:
     /// `usecase / metric · class (ratio: best … worst)`.
     pub unexplained: Vec<String>,
 }
@@ -352,6 +353,15 @@ fn unexplained(usecases: &[UseCase], findings: &[Finding]) -> Vec<String> {
     for u in usecases {
         for r in &u.rows {
             let Some((best, worst, ratio)) = large_difference(u, r) else { continue };
+            // A tie, or a worst library within the leaders' noise: no difference the test can
+            // tell from chance, so none to explain (the table says so).
+            let significant = match &r.ranking {
+                crate::stats::Ranking::Ranked { leaders } => !leaders.iter().any(|&i| u.libs[i] == worst),
+                _ => false,
+            };
+            if !significant {
+                continue;
+            }
             if !findings.iter().any(|f| explains(f, &u.name, &r.metric)) {
                 let class = r.class.as_deref().map(|c| format!(" · {c}")).unwrap_or_default();
                 out.push(format!("{} / {}{class}: {worst} is {ratio:.2}× {best}", u.name, r.metric));
