@@ -445,7 +445,7 @@ fn artifact_rows(u: &str, l: &str, release: &Path, package: &str, binary: &Path)
     let without_debug = stripped(&object, "llvm-strip", &["-g"])?;
     let debug = full.len() - without_debug.len();
     let loader = stripped(binary, "strip", &[])?;
-    let embeds = |blob: &[u8]| !blob.is_empty() && loader.windows(blob.len()).any(|w| w == blob);
+    let embeds = |blob: &[u8]| embeds(&loader, blob);
     let bin_debug = if embeds(&full) { debug } else { 0 };
     let bridge = bridge_library(release).map(|p| std::fs::read(p)).transpose()?.filter(|b| embeds(b));
     let bridge = bridge.map_or(0, |b| b.len());
@@ -485,12 +485,17 @@ fn bpf_object(release: &Path, package: &str) -> Result<PathBuf> {
     let loader = std::fs::read(&binary).with_context(|| format!("reading {}", binary.display()))?;
     let embedded: Vec<&PathBuf> = found
         .iter()
-        .filter(|p| std::fs::read(p).is_ok_and(|o| !o.is_empty() && loader.windows(o.len()).any(|w| w == o.as_slice())))
+        .filter(|p| std::fs::read(p).is_ok_and(|o| embeds(&loader, &o)))
         .collect();
     match embedded.as_slice() {
         [one] => Ok((*one).clone()),
         _ => bail!("{package} built {} BPF objects, and its loader embeds {} of them, not one: {found:?}", found.len(), embedded.len()),
     }
+}
+
+/// Whether `binary` carries `blob` byte for byte (an embedded object or library).
+fn embeds(binary: &[u8], blob: &[u8]) -> bool {
+    !blob.is_empty() && binary.windows(blob.len()).any(|w| w == blob)
 }
 
 /// The RedBPF bridge library a loader's build left for embedding, if any.
