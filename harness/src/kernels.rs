@@ -151,6 +151,9 @@ pub fn check_all(imps: &[Implementation], mut emit: impl FnMut(Cell)) {
     }
 }
 
+/// The host's tools a guest kernel's checks carry in (and so part of what decides a cell).
+const GUEST_TOOLS: [&str; 3] = ["ip", "tc", "ethtool"];
+
 /// Where `fetch-kernels.sh` unpacked `series` (fetching it first if needed).
 pub fn fetch(series: &str) -> Result<PathBuf> {
     let script = crate::process::workspace_dir().join("scripts/fetch-kernels.sh");
@@ -173,7 +176,7 @@ pub fn run_kernel(series: &str, imps: &[Implementation], guest_bin: &Path) -> Re
     let dir = fetch(series)?;
     let mut guest = crate::vm::Guest::new().kernel(&dir).carry(guest_bin)?.timeout(Duration::from_secs(1500));
     // ethtool and bridge: the loadbalancer's wire check (its test bed).
-    for tool in ["ip", "tc", "ethtool"] {
+    for tool in GUEST_TOOLS {
         guest = guest.carry(which(tool)?)?;
     }
     for m in ["veth", "sch_fq", "sch_netem", "sch_ingress", "cls_bpf", "bridge"] {
@@ -248,7 +251,7 @@ impl CellCache {
     pub fn open(guest_bin: &Path, run: &Path) -> Result<CellCache> {
         let mut h = crate::fingerprint::Fingerprint::default();
         h.file(&std::env::current_exe()?).file(guest_bin);
-        for tool in ["ip", "tc", "ethtool"] {
+        for tool in GUEST_TOOLS {
             h.file(&which(tool)?);
         }
         let mut scenarios = files_under(&crate::process::workspace_dir().join("scenarios"))?;
