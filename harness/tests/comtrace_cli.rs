@@ -118,7 +118,13 @@ fn run_filters(imp: &Implementation, bed: &Bed) -> Result<()> {
         ];
         let rows: Vec<&String> =
             stdout.iter().filter(|row| row.split_whitespace().take(8).zip(&cols).all(|(a, b)| a == b)).collect();
-        ensure!(rows.len() == 1, "--format table: {} rows for {cols:?}", rows.len());
+        if rows.len() != 1 {
+            // Rows of the same four-tuple, whatever their owner and bytes: says whether the socket
+            // was missed or reported differently.
+            let tuple: Vec<&String> =
+                stdout.iter().filter(|row| row.split_whitespace().skip(2).take(4).eq(cols[2..6].iter().map(String::as_str))).collect();
+            bail!("--format table: {} rows for {cols:?}; rows of its addresses and ports: {tuple:?}", rows.len());
+        }
         let ms: f64 = rows[0].split_whitespace().nth(8).context("no MS column")?.parse()?;
         let (lo, hi) = ((e.end.0.saturating_sub(e.start.1)) as f64 / 1e6, (e.end.1 - e.start.0) as f64 / 1e6);
         let slack = 2.0 * ct::SLACK_NS as f64 / 1e6;

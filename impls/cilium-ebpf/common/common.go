@@ -115,6 +115,9 @@ func PercpuZero(m *ebpf.Map, index uint32) error {
 
 // Poll waits at most timeout for ring buffer records and hands each one to emit, then returns
 // with what has arrived (like libbpf's ring_buffer__poll) instead of waiting out the timeout.
+// ReadInto copies a record and releases it before it returns (the Reader has no in-place read),
+// so a record is released before emit runs, unlike the other libraries' readers (see
+// bpfeval_shared's PollSink: it costs the program more reader wake-ups).
 func Poll(rd *ringbuf.Reader, timeout time.Duration, emit func([]byte)) error {
 	var rec ringbuf.Record
 	rd.SetDeadline(time.Now().Add(timeout))

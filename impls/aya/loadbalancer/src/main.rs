@@ -132,7 +132,10 @@ impl Backend for AyaBalancer {
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
         // aya's RingBuf does not wait itself; its map fd is pollable.
         bpfeval_shared::wait::readable(self.events.as_fd(), timeout).context("waiting on the ring buffer")?;
-        bpfeval_shared::wait::drain_copied(|| self.events.next().map(|r| r.to_vec()), sink);
+        // Each record in place: released when the item is dropped, after the sink (see PollSink).
+        while let Some(record) = self.events.next() {
+            sink(&record);
+        }
         Ok(())
     }
 }

@@ -1,14 +1,13 @@
 //! comtrace loader on libbpf-rs: the library-specific part only (open, set the filters, load,
 //! attach, map access, ring buffer). CLI, output and signals live in `bpfeval_shared`.
 
-use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bpfeval_shared::comtrace::abi::COUNTER_COUNT;
 use bpfeval_shared::comtrace::{Backend, LoadParams, PortList};
+use bpfeval_shared::wait::PollSink;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ErrorKind, Link, MapCore, MapFlags, RingBuffer, RingBufferBuilder, TracepointCategory};
 
@@ -22,8 +21,8 @@ struct LibbpfTracer {
     /// The tracepoint's perf event link; the kernel detaches when its fd closes, even if we crash.
     link: Option<Link>,
     events: RingBuffer<'static>,
-    /// Records copied out by the ring buffer callback, handed to the sink after `poll`.
-    pending: Rc<RefCell<Vec<Vec<u8>>>>,
+    /// The sink of the poll under way, which the ring buffer's callback hands records to.
+    sink: PollSink,
     skel: ComtraceSkel<'static>,
 }
 
@@ -45,17 +44,17 @@ impl LibbpfTracer {
         rodata.filter_rports = params.filter_remote_ports.into();
         let skel = open.load().context("loading the BPF object (verifier)")?;
 
-        // The callback is fixed when the ring buffer is built and cannot reach the sink passed
-        // to each `poll_events`, so it copies records into a buffer the two share.
-        let pending = Rc::new(RefCell::new(Vec::new()));
-        let sink = Rc::clone(&pending);
+        // The callback is fixed when the ring buffer is built; it hands each record to the sink
+        // of the poll under way, in place (released after it, see `PollSink`).
+        let sink = PollSink::default();
+        let forward = sink.clone();
         let mut builder = RingBufferBuilder::new();
         builder.add(&skel.maps.events, move |raw: &[u8]| {
-            sink.borrow_mut().push(raw.to_vec());
+            forward.forward(raw);
             0
         })?;
         let events = builder.build()?;
-        Ok(Self { link: None, events, pending, skel })
+        Ok(Self { link: None, events, sink, skel })
     }
 }
 
@@ -85,13 +84,10 @@ impl Backend for LibbpfTracer {
     }
 
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        match self.events.poll(timeout) {
+        match self.sink.during(sink, || self.events.poll(timeout)) {
             // A signal (SIGINT, SIGTERM) interrupts epoll_wait; the caller handles it next.
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             r => r?,
-        }
-        for raw in self.pending.borrow_mut().drain(..) {
-            sink(&raw);
         }
         Ok(())
     }

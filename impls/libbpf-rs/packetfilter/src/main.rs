@@ -1,17 +1,16 @@
 //! packetfilter loader on libbpf-rs: the library-specific part only (open, size, load, attach,
 //! map access, ring buffer). CLI, config, output and signals live in `bpfeval_shared`.
 
-use std::cell::RefCell;
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::rc::Rc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bpfeval_shared::cli::XdpMode;
 use bpfeval_shared::packetfilter::abi::{Settings, VERDICT_COUNT};
 use bpfeval_shared::packetfilter::{Backend, LoadParams};
+use bpfeval_shared::wait::PollSink;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{ErrorKind, MapCore, MapFlags, RingBuffer, RingBufferBuilder};
@@ -26,8 +25,8 @@ struct LibbpfFilter {
     /// The XDP bpf_link; the kernel detaches when its last fd closes, even if we crash.
     link: Option<OwnedFd>,
     events: RingBuffer<'static>,
-    /// Records copied out by the ring buffer callback, handed to the sink after `poll`.
-    pending: Rc<RefCell<Vec<Vec<u8>>>>,
+    /// The sink of the poll under way, which the ring buffer's callback hands records to.
+    sink: PollSink,
     skel: PacketfilterSkel<'static>,
 }
 
@@ -47,17 +46,17 @@ impl LibbpfFilter {
         }
         let skel = open.load().context("loading the BPF object (verifier)")?;
 
-        // The callback is fixed when the ring buffer is built and cannot reach the sink passed
-        // to each `poll_events`, so it copies records into a buffer the two share.
-        let pending = Rc::new(RefCell::new(Vec::new()));
-        let sink = Rc::clone(&pending);
+        // The callback is fixed when the ring buffer is built; it hands each record to the sink
+        // of the poll under way, in place (released after it, see `PollSink`).
+        let sink = PollSink::default();
+        let forward = sink.clone();
         let mut builder = RingBufferBuilder::new();
         builder.add(&skel.maps.events, move |raw: &[u8]| {
-            sink.borrow_mut().push(raw.to_vec());
+            forward.forward(raw);
             0
         })?;
         let events = builder.build()?;
-        Ok(Self { link: None, events, pending, skel })
+        Ok(Self { link: None, events, sink, skel })
     }
 }
 
@@ -135,13 +134,10 @@ impl Backend for LibbpfFilter {
     }
 
     fn poll_events(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
-        match self.events.poll(timeout) {
+        match self.sink.during(sink, || self.events.poll(timeout)) {
             // A signal (SIGHUP, SIGINT) interrupts epoll_wait; the caller handles it next.
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             r => r?,
-        }
-        for raw in self.pending.borrow_mut().drain(..) {
-            sink(&raw);
         }
         Ok(())
     }

@@ -13,43 +13,46 @@ use redbpf::Map;
 
 /// A ring buffer consumer: RedBPF reads only perf event arrays, so this is libbpf's, from bpf-sys
 /// (RedBPF's own libbpf binding), on the fd of the map RedBPF created from the object.
-/// Records are copied out by the callback and handed to the sink after the poll.
+/// The callback hands each record to the sink of the poll under way, in place, as libbpf's own
+/// examples do: the record is released after the sink (bpfeval_shared's `PollSink` says why).
 pub struct RingBuffer {
     rb: *mut bpf_sys::ring_buffer,
-    /// Boxed: the callback holds its address.
-    pending: Box<Vec<Vec<u8>>>,
+    /// The sink of the poll under way; boxed: the callback holds its address.
+    sink: Box<Option<*mut dyn FnMut(&[u8])>>,
 }
 
-unsafe extern "C" fn copy_record(ctx: *mut c_void, data: *mut c_void, size: bpf_sys::size_t) -> c_int {
-    // SAFETY: `ctx` is the live `pending` vector; `data` holds `size` bytes.
-    let pending = &mut *(ctx as *mut Vec<Vec<u8>>);
-    pending.push(std::slice::from_raw_parts(data as *const u8, size as usize).to_vec());
+unsafe extern "C" fn forward(ctx: *mut c_void, data: *mut c_void, size: bpf_sys::size_t) -> c_int {
+    // SAFETY: `ctx` is the live `sink` slot, set for the poll that runs this callback; `data`
+    // holds `size` bytes.
+    if let Some(sink) = *(ctx as *const Option<*mut dyn FnMut(&[u8])>) {
+        (*sink)(std::slice::from_raw_parts(data as *const u8, size as usize));
+    }
     0
 }
 
 impl RingBuffer {
     pub fn new(map: &Map) -> Result<Self> {
-        let mut pending = Box::new(Vec::new());
-        let ctx = &mut *pending as *mut Vec<Vec<u8>> as *mut c_void;
+        let mut sink: Box<Option<*mut dyn FnMut(&[u8])>> = Box::new(None);
+        let ctx = &mut *sink as *mut Option<*mut dyn FnMut(&[u8])> as *mut c_void;
         // SAFETY: a valid ring buffer map fd; `ctx` outlives the consumer (both live in `Self`).
-        let rb = unsafe { bpf_sys::ring_buffer__new(map.as_raw_fd(), Some(copy_record), ctx, std::ptr::null()) };
+        let rb = unsafe { bpf_sys::ring_buffer__new(map.as_raw_fd(), Some(forward), ctx, std::ptr::null()) };
         if rb.is_null() {
             return Err(io::Error::last_os_error()).with_context(|| format!("ring_buffer__new on `{}`", map.name));
         }
-        Ok(Self { rb, pending })
+        Ok(Self { rb, sink })
     }
 
     /// Waits at most `timeout` for records and hands each one to `sink`.
     pub fn poll(&mut self, timeout: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<()> {
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: only the lifetime is erased; the slot is cleared before `sink`'s borrow ends.
+        *self.sink = Some(unsafe { std::mem::transmute::<&mut dyn FnMut(&[u8]), *mut dyn FnMut(&[u8])>(sink) });
         // SAFETY: `rb` is live until drop.
         let n = unsafe { bpf_sys::ring_buffer__poll(self.rb, ms) };
+        *self.sink = None;
         // A signal (stop, reload) interrupts the wait; the caller handles it next.
         if n < 0 && n != -libc::EINTR {
             bail!("ring_buffer__poll: {}", io::Error::from_raw_os_error(-n));
-        }
-        for record in self.pending.drain(..) {
-            sink(&record);
         }
         Ok(())
     }
