@@ -151,6 +151,11 @@ pub fn get(name: &str) -> &'static Library {
 }
 
 impl Library {
+    /// Whether this machine kind can build it (libbpfgo cannot: listed with its reason).
+    pub fn buildable(&self) -> bool {
+        !matches!(self.build, Build::NotBuildable { .. })
+    }
+
     /// The source directory of its implementation of `usecase`, `impls/<lib>/<usecase>`.
     pub fn source_dir(&self, workspace: &Path, usecase: &str) -> PathBuf {
         workspace.join("impls").join(self.name).join(usecase)

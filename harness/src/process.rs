@@ -130,9 +130,9 @@ pub fn available_libs(usecase: &str) -> Vec<String> {
 /// [`available_libs`], checked to hold every library the registry can build here and that has
 /// a package for `usecase`: a test over "every implementation" fails on a missing one.
 pub fn all_built_libs(usecase: &str) -> Result<Vec<String>> {
-    use crate::libs::{Build, LIBS};
+    use crate::libs::LIBS;
     let libs = available_libs(usecase);
-    for l in LIBS.iter().filter(|l| !matches!(l.build, Build::NotBuildable { .. })) {
+    for l in LIBS.iter().filter(|l| l.buildable()) {
         if l.source_dir(&workspace_dir(), usecase).exists() && !libs.iter().any(|x| x == l.name) {
             bail!("{usecase}-{} not built: run `make build`", l.name);
         }
