@@ -107,7 +107,9 @@ fn main() -> ExitCode {
             }),
         Cmd::Compare { a, b, rankings: true, .. } => cmd::compare_rankings(&a, &b),
         Cmd::Compare { a, b, out, .. } => cmd::compare(&a, &b, out.as_deref().unwrap_or(&b)),
-        Cmd::Kernels { kernels, usecases, libs, out, reuse } => cmd::kernels::run(&kernels, &usecases, &libs, &out, reuse),
+        Cmd::Kernels { kernels, usecases, libs, out, reuse } => {
+            cmd::kernels::run(&kernels, &usecases, &libs, &harness::process::impls_dir(), &out, reuse)
+        }
         Cmd::Merge { runs, out } => cmd::kernels::merge(&runs, &out),
         Cmd::Impls { workspace: dir } => {
             harness::measure::build::packages_in(&workspace, &workspace.join(dir)).map(|packages| {

@@ -4,6 +4,7 @@
 //! configured the same way and through nothing. One JSON line (`Outcome`) per run on stdout.
 //! `harness::usecases::jittergen::bed::run_in_guest` boots the guest and reads them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -29,15 +30,17 @@ fn main() -> Result<()> {
             other => bail!("unknown argument `{other}`"),
         }
     }
+    // One bed per subject for all its scenarios.
+    let mut beds = BTreeMap::new();
     for sc in jg::scenarios() {
         for imp in &imps {
-            emit(&jg::run_scenario(imp, &sc));
+            emit(&jg::run_scenario(&mut beds, imp, &sc));
         }
         if references {
             if let Some(args) = sc.netem {
-                emit(&jg::run_reference(&sc, Some(args)));
+                emit(&jg::run_reference(&mut beds, &sc, Some(args)));
             }
-            emit(&jg::run_reference(&sc, None));
+            emit(&jg::run_reference(&mut beds, &sc, None));
         }
     }
     for imp in &imps {

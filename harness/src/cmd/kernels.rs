@@ -40,7 +40,8 @@ fn out_dir(out: &Path) -> Result<()> {
 /// anything is fetched or booted.
 /// With `reuse`, cells an earlier run checked with the same binary, kernel and checks are taken
 /// from [`kernels::CellCache`] instead of checked again.
-pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path, reuse: bool) -> Result<bool> {
+/// The binaries are `<impls>/<usecase>-<lib>` (target/impls, or a run's own builds).
+pub fn run(series: &[String], usecases: &[String], libs: &[String], impls: &Path, out: &Path, reuse: bool) -> Result<bool> {
     let all_libs: Vec<&str> = harness::libs::LIBS.iter().map(|l| l.name).collect();
     entries("--kernels", series, kernels::ALL)?;
     let usecases = entries("--usecases", usecases, USECASES)?;
@@ -48,7 +49,7 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path, 
     out_dir(out)?;
     let usecases = if usecases.is_empty() { USECASES.to_vec() } else { usecases };
     let libs = if libs.is_empty() { all_libs } else { libs };
-    let (imps, missing) = kernels::implementations(&harness::process::impls_dir(), &usecases, &libs);
+    let (imps, missing) = kernels::implementations(impls, &usecases, &libs);
     let guest_bin = std::env::current_exe()?.parent().context("harness without a directory")?.join("kernels-guest");
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     // Fetched one after another (one private apt state), then the kernels run side by side, one
@@ -119,7 +120,7 @@ pub fn run(series: &[String], usecases: &[String], libs: &[String], out: &Path, 
             status: kernels::NOT_BUILT.into(),
             detail: match harness::libs::get(l).build {
                 harness::libs::Build::NotBuildable { reason } => reason.into(),
-                _ => "no binary in target/impls".into(),
+                _ => format!("no binary in {}", impls.display()),
             },
             ..Default::default()
         }));

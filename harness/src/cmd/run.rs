@@ -14,7 +14,7 @@ use clap::Args;
 use harness::libs;
 use harness::measure::{self, Ctx};
 use harness::process::Implementation;
-use harness::usecases::{self, UseCase};
+use harness::usecases::{self, UseCase, REFERENCES};
 use metrics::record::{Environment, Failure, Run, RunMeta, Stage};
 
 #[derive(Debug, Clone, Args)]
@@ -100,7 +100,8 @@ pub fn run(workspace: &Path, opts: &Options, quiet: bool) -> Result<bool> {
         ctx.step("kernel matrix");
         // Its cells (wrong results on a kernel, a feature it lacks) are results the report
         // shows, not failures of the run: only a matrix that could not be made is.
-        if let Err(e) = super::kernels::run(kernels, &names, opts.libs.as_deref().unwrap_or(&[]), &out, !opts.rebuild) {
+        let libs = opts.libs.as_deref().unwrap_or(&[]);
+        if let Err(e) = super::kernels::run(kernels, &names, libs, &ctx.bin_dir(), &out, !opts.rebuild) {
             meta.partial.push(format!("kernel matrix not made: {e:#}"));
         }
     }
@@ -219,6 +220,8 @@ fn prepare(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut Run
     }
 
     ctx.step(&format!("{u}/{l}: build"));
+    // Not an earlier run's binary: the kernel matrix checks only what this run built.
+    let _ = std::fs::remove_file(ctx.bin_dir().join(imp.package()));
     let binary = match measure::build::build(ctx, imp) {
         Ok(built) => {
             run.rows.extend(built.rows);
@@ -229,6 +232,12 @@ fn prepare(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut Run
             return None;
         }
     };
+    // The measured build is the one the run's kernel matrix checks too (`make run` needs no
+    // `make build`: ~10 min less from clean).
+    if let Err(e) = install(&binary, &ctx.bin_dir().join(imp.package())) {
+        run.failures.push(failure(u, l, Stage::Build, &e));
+        return None;
+    }
     let imp = imp.with_binary(binary);
 
     ctx.step(&format!("{u}/{l}: conformance"));
@@ -248,8 +257,8 @@ fn prepare(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut Run
 }
 
 /// The runtime repetitions, interleaved: a warm-up round (rows dropped) unless the use case
-/// measures in the guest, then round 1 of every library and then of the references, round 2,
-/// ... so that drift of the machine over the run spreads over all of them instead of favouring
+/// measures in the guest, then round 1 of every library, of the references and of what they
+/// measure together ([`UseCase::together`]), round 2, ... so that drift of the machine over the run spreads over all of them instead of favouring
 /// whoever ran first. An implementation that fails a round is recorded and leaves the rounds.
 fn interleave(ctx: &Ctx, usecase: &dyn UseCase, mut imps: Vec<Implementation>, run: &mut Run) -> Result<()> {
     let u = usecase.name();
@@ -276,19 +285,51 @@ fn interleave(ctx: &Ctx, usecase: &dyn UseCase, mut imps: Vec<Implementation>, r
             imps.remove(i);
         }
         if !references_failed {
-            ctx.step(&format!("{u}/references: {round}"));
+            ctx.step(&format!("{u}/{REFERENCES}: {round}"));
             match usecase.references(ctx) {
                 Ok(rows) if keep => run.rows.extend(rows),
                 Ok(_) => {}
                 Err(e) => {
-                    run.failures.push(failure(u, "references", Stage::Measure, &e.context(round.clone())));
+                    run.failures.push(failure(u, REFERENCES, Stage::Measure, &e.context(round.clone())));
                     references_failed = true;
+                }
+            }
+            ctx.check_interrupted()?;
+        }
+        if keep {
+            let results = match usecase.together(ctx, &imps, !references_failed) {
+                Ok(results) => results,
+                // Nobody measured: each subject has failed this round.
+                Err(e) => {
+                    let subjects = imps.iter().map(|i| i.lib.clone()).chain((!references_failed).then(|| REFERENCES.to_string()));
+                    subjects.map(|s| (s, Err(anyhow::anyhow!("{e:#}")))).collect()
+                }
+            };
+            for (subject, result) in results {
+                match result {
+                    Ok(rows) => run.rows.extend(rows),
+                    Err(e) => {
+                        let stage = if subject == REFERENCES { Stage::Measure } else { Stage::Load };
+                        run.failures.push(failure(u, &subject, stage, &e.context(round.clone())));
+                        references_failed |= subject == REFERENCES;
+                        imps.retain(|i| i.lib != subject);
+                    }
                 }
             }
             ctx.check_interrupted()?;
         }
     }
     Ok(())
+}
+
+/// Copies `binary` to `to` through a temporary file renamed over it: a running copy of the old
+/// one (`text file busy`) is not disturbed.
+fn install(binary: &Path, to: &Path) -> Result<()> {
+    let dir = to.parent().context("an implementation binary has a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = to.with_extension("installing");
+    std::fs::copy(binary, &tmp).with_context(|| format!("copying {} to {}", binary.display(), tmp.display()))?;
+    std::fs::rename(&tmp, to).with_context(|| format!("installing {}", to.display()))
 }
 
 /// Peak resident set (KiB) of the harness process and of the largest child it waited for

@@ -185,13 +185,26 @@ impl Ctx {
         self.current.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Scales a count down for `--quick`.
+    /// Whether this call measures briefly: `--quick`, or the warm-up, which only has to page in
+    /// and warm up what the counted repetitions use, not to measure.
+    pub fn brief(&self) -> bool {
+        self.quick || self.warming_up()
+    }
+
+    /// Scales a count down for [`Ctx::brief`] calls.
     pub fn scaled(&self, full: u64, quick: u64) -> u64 {
-        if self.quick {
+        if self.brief() {
             quick
         } else {
             full
         }
+    }
+
+    /// The length of one timed traffic window (throughput, closed-loop connection rates): 2 s,
+    /// 1 s when [`Ctx::brief`]: the precision comes from the interleaved repetitions, not from
+    /// long windows (which cost `make run` 5 × libraries × references of them).
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.scaled(2, 1))
     }
 
     /// Starts a step of the run: a spinner with the elapsed time on stderr, or with `--quiet`
@@ -231,6 +244,11 @@ impl Ctx {
     /// Where an implementation is built for its build metrics (its own target dir).
     pub fn target_root(&self) -> PathBuf {
         self.workspace.join("target").join("harness")
+    }
+
+    /// The binaries of this run's builds, `<usecase>-<lib>`, for its kernel matrix.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.target_root().join("bin")
     }
 }
 

@@ -43,7 +43,18 @@ pub trait UseCase {
     fn warm_up(&self) -> bool {
         true
     }
+
+    /// What every library of a counted round (and the references, if `references`) measures
+    /// together, after their [`UseCase::measure`] and [`UseCase::references`]: jittergen's wire
+    /// scenarios, all subjects in one VM guest boot. Each subject's rows or its failure, by
+    /// library name or [`REFERENCES`]; an error when nobody measured.
+    fn together(&self, _ctx: &Ctx, _imps: &[Implementation], _references: bool) -> Result<Vec<(String, Result<Vec<Row>>)>> {
+        Ok(Vec::new())
+    }
 }
+
+/// The subject name of the reference points in [`UseCase::together`] and in failures.
+pub const REFERENCES: &str = "references";
 
 /// An implementation's own `capability.yml` (`status`, `note`) if it has one, else native:
 /// with a patch, hybrid or impossible is said by the implementation, next to its code.

@@ -13,6 +13,7 @@
 //!   reordering ([`StreamStats`]).
 //! * the conformance vectors of `scenarios/jittergen/vectors.yaml` ([`conformance_report`]).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -385,6 +386,16 @@ impl Bed {
         bed.snd.exec("ping", &["-c", "1", "-W", "5", "10.71.2.1"])?;
         bed.snd.exec("ping", &["-c", "1", "-W", "5", "fd00:71:2::1"])?;
         Ok(bed)
+    }
+
+    /// The bed of `prefix` from `beds`, made on first use: the guest runs every scenario of a
+    /// subject on one bed (under TCG a bed's ~40 `ip`, `ping` and sysctl calls take seconds).
+    /// Each scenario still checks that the qdiscs are as before and nothing stays attached.
+    pub fn reused<'b>(beds: &'b mut BTreeMap<String, Bed>, prefix: &str) -> Result<&'b Bed> {
+        if !beds.contains_key(prefix) {
+            beds.insert(prefix.to_string(), Bed::new(prefix)?);
+        }
+        Ok(&beds[prefix])
     }
 
     pub fn rcv_addr(v6: bool) -> IpAddr {
@@ -1040,7 +1051,8 @@ fn udp(port: u16, count: u32, interval_ms: f64) -> Traffic {
             port,
             count,
             interval: Duration::from_secs_f64(interval_ms / 1e3),
-            linger: Duration::from_millis(400),
+            // Over 6× the longest configured delay (30 ms), 3× that and TCG's tail on a loaded host.
+            linger: Duration::from_millis(200),
         },
     }
 }
@@ -1182,10 +1194,10 @@ fn stream(bed: &Bed, t: &Traffic) -> Result<StreamStats> {
     }
 }
 
-/// Runs `scenario` with jittergen `imp` on a fresh bed: start (TCX or netlink as the kernel
-/// offers; `fq` installed), the streams, SIGINT, then a clean exit: nothing attached, the
-/// program gone, the qdiscs of the egress as before.
-pub fn run_scenario(imp: &Implementation, sc: &Scenario) -> Outcome {
+/// Runs `scenario` with jittergen `imp` on its bed in `beds` ([`Bed::reused`]): start (TCX or
+/// netlink as the kernel offers; `fq` installed), the streams, SIGINT, then a clean exit:
+/// nothing attached, the program gone, the qdiscs of the egress as before.
+pub fn run_scenario(beds: &mut BTreeMap<String, Bed>, imp: &Implementation, sc: &Scenario) -> Outcome {
     let mut out = Outcome {
         scenario: sc.name.into(),
         subject: imp.lib.clone(),
@@ -1194,14 +1206,13 @@ pub fn run_scenario(imp: &Implementation, sc: &Scenario) -> Outcome {
         untouched: None,
         problems: Vec::new(),
     };
-    if let Err(e) = run_scenario_inner(imp, sc, &mut out) {
+    if let Err(e) = Bed::reused(beds, &format!("jg-{}", imp.lib)).and_then(|bed| run_scenario_inner(bed, imp, sc, &mut out)) {
         out.problems.push(format!("{e:#}"));
     }
     out
 }
 
-fn run_scenario_inner(imp: &Implementation, sc: &Scenario, out: &mut Outcome) -> Result<()> {
-    let bed = Bed::new(&format!("jg-{}", imp.lib))?;
+fn run_scenario_inner(bed: &Bed, imp: &Implementation, sc: &Scenario, out: &mut Outcome) -> Result<()> {
     let tmp = TempDir::new("jg-guest")?;
     let before = qdiscs(&bed.mid, Bed::EGRESS)?;
     let config = Bed::config(&tmp, "scenario.yml", sc.config)?;
@@ -1260,7 +1271,7 @@ fn tcx_supported(bed: &Bed) -> Result<bool> {
 }
 
 /// The same scenario through netem (`subject` = `ref:netem`), or through nothing (`ref:none`).
-pub fn run_reference(sc: &Scenario, netem: Option<&str>) -> Outcome {
+pub fn run_reference(beds: &mut BTreeMap<String, Bed>, sc: &Scenario, netem: Option<&str>) -> Outcome {
     let subject = if netem.is_some() { "ref:netem" } else { "ref:none" };
     let mut out = Outcome {
         scenario: sc.name.into(),
@@ -1271,9 +1282,9 @@ pub fn run_reference(sc: &Scenario, netem: Option<&str>) -> Outcome {
         problems: Vec::new(),
     };
     let r = (|| -> Result<Measured> {
-        let bed = Bed::new("jg-ref")?;
-        let _netem = netem.map(|args| Netem::install(&bed, args)).transpose()?;
-        Ok(Measured::of(&stream(&bed, &sc.traffic)?))
+        let bed = Bed::reused(beds, "jg-ref")?;
+        let _netem = netem.map(|args| Netem::install(bed, args)).transpose()?;
+        Ok(Measured::of(&stream(bed, &sc.traffic)?))
     })();
     match r {
         Ok(m) => out.measured = Some(m),
@@ -1343,7 +1354,8 @@ pub fn run_in_guest(guest_bin: &Path, imps: &[Implementation], netem: bool) -> R
         .carry(guest_bin)?
         .carry(which("ip")?)?
         .carry(which("tc")?)?
-        .timeout(Duration::from_secs(400));
+        // ~20 s per subject under TCG: a minute each is the margin of a slower machine.
+        .timeout(Duration::from_secs(60 * (2 + imps.len() as u64 + 2 * netem as u64)));
     for m in ["veth", "sch_fq", "sch_netem", "sch_ingress", "cls_bpf"] {
         guest = guest.module(m)?;
     }

@@ -14,7 +14,7 @@ use anyhow::{ensure, Context, Result};
 use metrics::hist::Histogram;
 use metrics::record::Row;
 
-use super::UseCase;
+use super::{UseCase, REFERENCES};
 use crate::bpf;
 use crate::frames::{FrameSpec, Ipv4Spec};
 use crate::kernels::{self, Features};
@@ -117,7 +117,7 @@ fn throughput_rows(ctx: &Ctx, bed: &Bed, rx: &throughput::Receiver, lib: &str, c
     }
     .with_macs(mac(&bed.snd.link("snd0")?)?, mac(&mid0)?)
     .build()?;
-    let duration = Duration::from_secs(ctx.scaled(3, 1));
+    let duration = ctx.window();
     let mut rows = Vec::new();
     for rep in ctx.rep_range() {
         ctx.check_interrupted()?;
@@ -183,14 +183,7 @@ impl UseCase for JitterGen {
         let stopped = loader.stop(Duration::from_secs(10))?;
         rows.extend(measured?);
         ensure!(stopped.exit_code == 0, "{lib} exited with {}: {}", stopped.exit_code, stopped.stderr);
-        drop(bed);
-
-        // On the wire, in the guest (one boot runs every scenario); not in the warm-up.
-        if !ctx.warming_up() {
-            ctx.step(&format!("{USECASE}/{lib}: scenarios in the VM guest"));
-            let outcomes = jg::run_in_guest(&guest_binary()?, std::slice::from_ref(imp), false)?;
-            rows.extend(guest_rows(ctx, &outcomes, Some(lib))?);
-        }
+        // On the wire: `together`, in the guest.
         Ok(rows)
     }
 
@@ -230,10 +223,32 @@ impl UseCase for JitterGen {
                 ctx.record_distribution(&key, &configured_delays(&sc)?);
             }
         }
-        ctx.step(&format!("{USECASE}: netem and no-qdisc references in the VM guest"));
-        let outcomes = jg::run_in_guest(&guest_binary()?, &[], true)?;
-        rows.extend(guest_rows(ctx, &outcomes, None)?);
         Ok(rows)
+    }
+
+    /// On the wire: one guest boot per repetition runs every scenario for each library and for
+    /// netem and no qdisc, the subjects taking turns scenario by scenario (one boot per subject
+    /// was 30 boots per run).
+    fn together(&self, ctx: &Ctx, imps: &[Implementation], references: bool) -> Result<Vec<(String, Result<Vec<Row>>)>> {
+        ctx.step(&format!("{USECASE}: every library's and the references' scenarios in the VM guest"));
+        let outcomes = jg::run_in_guest(&guest_binary()?, imps, references)?;
+        let scenarios = jg::scenarios();
+        let of = |want: usize, mine: Vec<Outcome>, lib: Option<&str>| {
+            ensure!(mine.len() == want, "the guest reported {} of {want} runs", mine.len());
+            guest_rows(ctx, &mine, lib)
+        };
+        let mut results = Vec::new();
+        for imp in imps {
+            let mine = outcomes.iter().filter(|o| o.subject == imp.lib).cloned().collect();
+            // Every scenario and the restore checks.
+            results.push((imp.lib.clone(), of(scenarios.len() + 1, mine, Some(&imp.lib))));
+        }
+        if references {
+            let mine = outcomes.iter().filter(|o| o.subject.starts_with("ref:")).cloned().collect();
+            let want = scenarios.len() + scenarios.iter().filter(|s| s.netem.is_some()).count();
+            results.push((REFERENCES.to_string(), of(want, mine, None)));
+        }
+        Ok(results)
     }
 
     fn on_kernel(&self, imp: &Implementation, f: &Features) -> (String, String) {
@@ -247,7 +262,7 @@ impl UseCase for JitterGen {
         }
         let (s, d) = kernels::wire(vectors, "wire scenario", || {
             let sc = jg::scenarios().into_iter().next().context("no jittergen scenario")?;
-            Ok(jg::run_scenario(imp, &sc).problems.into_iter().map(|p| format!("{}: {p}", sc.name)).collect())
+            Ok(jg::run_scenario(&mut Default::default(), imp, &sc).problems.into_iter().map(|p| format!("{}: {p}", sc.name)).collect())
         });
         // netlink clsact is the implementations' designed fallback where TCX is missing.
         if s == kernels::PASS && !f.tcx {

@@ -117,7 +117,7 @@ fn throughput_rows(ctx: &Ctx, pair: &throughput::Pair, lib: &str, prog: &Prog) -
     let frame = |name: &str| classes.iter().find(|(c, _)| *c == name).map(|(_, f)| f.clone()).expect("a class");
     // The SYN puts the flow in the connection table; the generator sends its later packets.
     prog.test_run_xdp(&frame("tcp_v4_syn"))?;
-    let duration = Duration::from_secs(ctx.scaled(3, 1));
+    let duration = ctx.window();
     let mut rows = Vec::new();
     for rep in ctx.rep_range() {
         ctx.check_interrupted()?;

@@ -115,7 +115,7 @@ impl Bed {
     /// ([`crate::throughput`]), and the loader's CPU use meanwhile.
     fn pps_rows(&self, ctx: &Ctx, lib: &str, prog: &Prog, loader: Option<u32>) -> Result<Vec<Row>> {
         let frame = self.frame(classes()[0].1)?;
-        let duration = Duration::from_secs(ctx.scaled(3, 1));
+        let duration = ctx.window();
         let mut rows = Vec::new();
         for rep in ctx.rep_range() {
             ctx.check_interrupted()?;
