@@ -26,7 +26,7 @@ fn in_guest(libs: &[&str]) {
     let guest_bin = std::path::Path::new(env!("CARGO_BIN_EXE_jittergen-guest"));
     // A panicking turn (a failed check) must not fail the other test too.
     let _turn = GUEST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let outcomes = jg::run_in_guest(guest_bin, &imps, false).unwrap_or_else(|e| panic!("{e:#}"));
+    let outcomes = jg::run_in_guest(guest_bin, &imps, false, true).unwrap_or_else(|e| panic!("{e:#}"));
     let mut problems = Vec::new();
     for &lib in libs {
         let mine: Vec<&jg::Outcome> = outcomes.iter().filter(|o| o.subject == lib).collect();

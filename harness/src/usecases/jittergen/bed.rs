@@ -1348,8 +1348,9 @@ pub fn restore_checks(imp: &Implementation) -> Outcome {
 
 /// Boots the VM guest with the guest program, the implementations of `libs` and the tools and
 /// modules the bed needs, runs `jittergen-guest` there and returns its outcomes. `guest_bin`
-/// is the host build of `jittergen-guest`; `netem` adds the netem and no-program references.
-pub fn run_in_guest(guest_bin: &Path, imps: &[Implementation], netem: bool) -> Result<Vec<Outcome>> {
+/// is the host build of `jittergen-guest`; `netem` adds the netem and no-program references,
+/// `restore` each implementation's [`restore_checks`].
+pub fn run_in_guest(guest_bin: &Path, imps: &[Implementation], netem: bool, restore: bool) -> Result<Vec<Outcome>> {
     let mut guest = crate::vm::Guest::new()
         .carry(guest_bin)?
         .carry(which("ip")?)?
@@ -1367,6 +1368,9 @@ pub fn run_in_guest(guest_bin: &Path, imps: &[Implementation], netem: bool) -> R
     }
     if netem {
         args.push_str(" --references");
+    }
+    if !restore {
+        args.push_str(" --no-restore-checks");
     }
     let script = format!("/usr/local/bin/jittergen-guest{args}");
     let out = guest.run(&script)?;
