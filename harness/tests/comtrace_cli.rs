@@ -73,7 +73,11 @@ fn run_filters(imp: &Implementation, bed: &Bed) -> Result<()> {
         ensure!(!want.expected.is_empty(), "{flag}: the filter admits no workload socket");
         let records = ct::wait_for(tracer, &want.expected, Duration::from_secs(10));
         let problems = ct::check(&want, &records);
-        ensure!(problems.is_empty(), "{flag}: {} problems:\n{}", problems.len(), problems.join("\n"));
+        if !problems.is_empty() {
+            // Whether the kernel side counted the missing record (lost, untracked) or never saw it.
+            let stats = tracer.stop(EXIT_TIMEOUT).map(|(_, stats, _)| stats.to_string()).unwrap_or_else(|e| format!("{e:#}"));
+            bail!("{flag}: {} problems ({} records read; exit stats {stats}):\n{}", problems.len(), records.len(), problems.join("\n"));
+        }
         for r in &records {
             let c = &r.conn;
             let admitted = match flag {
