@@ -1051,7 +1051,8 @@ fn udp(port: u16, count: u32, interval_ms: f64) -> Traffic {
             port,
             count,
             interval: Duration::from_secs_f64(interval_ms / 1e3),
-            // Over 6× the longest configured delay (30 ms), 3× that and TCG's tail on a loaded host.
+            // The longest configured delay is 30 ms; with TCG's tail on a loaded host (30+ ms,
+            // see SLACK_MS) stragglers arrive within ~70 ms: 200 ms is about 3× that.
             linger: Duration::from_millis(200),
         },
     }
@@ -1355,7 +1356,7 @@ pub fn run_in_guest(guest_bin: &Path, imps: &[Implementation], netem: bool, rest
         .carry(guest_bin)?
         .carry(which("ip")?)?
         .carry(which("tc")?)?
-        // ~20 s per subject under TCG: a minute each is the margin of a slower machine.
+        // ~15 s per subject under TCG (measured): a minute each is the margin of a slower machine.
         .timeout(Duration::from_secs(60 * (2 + imps.len() as u64 + 2 * netem as u64)));
     for m in ["veth", "sch_fq", "sch_netem", "sch_ingress", "cls_bpf"] {
         guest = guest.module(m)?;
