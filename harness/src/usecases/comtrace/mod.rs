@@ -58,13 +58,10 @@ impl Bed {
     }
 }
 
-/// Offered connection rates of the loss sweep, then a closed-loop step ("max", ~20k/s): 1000/s
-/// (the record latency's rate) and 8000/s. No library lost a record at 500, 2000 or 4000/s (nor
+/// Offered connection rates of the loss sweep: 1000/s (the record latency's rate), then a
+/// closed-loop step ("max", ~20k/s). No library lost a record at 500, 2000, 4000 or 8000/s (nor
 /// at any other) in the full runs of 2026-12-04/05: those steps went for `make run`'s time.
-fn rates(ctx: &Ctx) -> Vec<Option<f64>> {
-    let open: &[f64] = if ctx.brief() { &[1000.0] } else { &[1000.0, 8000.0] };
-    open.iter().copied().map(Some).chain([None]).collect()
-}
+const RATES: [Option<f64>; 2] = [Some(1000.0), None];
 
 fn rate_class(rate: Option<f64>) -> String {
     rate.map_or("max".into(), |r| format!("{r:.0}/s"))
@@ -77,14 +74,14 @@ const READER_STOPPED: &str = "reader stopped";
 /// the reader (an irq_work, inside the program's run time) when the reader had caught up, which
 /// depends on how the loader is scheduled, not on the program, and costs several µs in a VM,
 /// most of `prog_run_ns` under load. With the reader stopped (SIGSTOP) there is nobody to wake.
-/// 1,000 connections make 2,000 records, which the 256 KiB ring holds: no record is lost, so
-/// every run takes the path it takes with a reader.
+/// 500 connections (1 s at 500/s) make 1,000 records, which the 256 KiB ring holds: no record
+/// is lost, so every run takes the path it takes with a reader.
 fn prog_run_ns_reader_stopped(bed: &Bed, tracer: &mut Tracer, prog: &Prog, counters: &bpf::Map, lib: &str, rep: u32) -> Result<Row> {
     let lost_before = counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())?;
     tracer.running.signal(libc::SIGSTOP)?;
     let measured = (|| -> Result<(u64, u64)> {
         let before = prog.info()?;
-        let load = Load { rate: Some(500.0), concurrency: CONCURRENCY, duration: Duration::from_secs(2) };
+        let load = Load { rate: Some(500.0), concurrency: CONCURRENCY, duration: Duration::from_secs(1) };
         ct::drive(&bed.ns, bed.server, load)?;
         let after = prog.info()?;
         Ok((after.run_cnt - before.run_cnt, after.run_time_ns - before.run_time_ns))
@@ -166,7 +163,7 @@ impl UseCase for ComTrace {
         let prog = Prog::from_id(tracer.prog_id)?;
         let _stats = bpf::enable_stats()?;
         for rep in ctx.rep_range() {
-            for rate in rates(ctx) {
+            for rate in RATES {
                 ctx.check_interrupted()?;
                 let class = rate_class(rate);
                 let lost_before = counters.lookup_percpu_u64_sum(&0u32.to_ne_bytes())?;
