@@ -48,17 +48,19 @@ pub fn start(imp: &Implementation, args: &[&str], ns: &NetNs) -> Result<Running>
 /// timed calls of `start` (spawn to `ready`), and the verifier, JIT and memory rows
 /// ([`program_rows`]) of the last. Each start runs at real-time priority, which the loader
 /// and its threads inherit, so that the builds and tests of others on a shared machine do not
-/// decide its time (they did: rankings of two runs disagreed).
+/// decide its time (they did: rankings of two runs disagreed). The warm-up (rep 0), whose rows
+/// are dropped, starts once.
 pub fn load_rows<S: Started>(imp: &Implementation, rep: u32, mut start: impl FnMut() -> Result<S>) -> Result<Vec<Row>> {
-    let mut times = Vec::with_capacity(STARTS_PER_REP);
+    let starts = if rep == 0 { 1 } else { STARTS_PER_REP };
+    let mut times = Vec::with_capacity(starts);
     let mut rows = Vec::new();
-    for i in 0..STARTS_PER_REP {
+    for i in 0..starts {
         let (started, ms) = crate::throughput::realtime_while(|| {
             let t = Instant::now();
             let started = start()?;
             Ok((started, t.elapsed().as_secs_f64() * 1e3))
         })?;
-        if i + 1 == STARTS_PER_REP {
+        if i + 1 == starts {
             rows.extend(program_rows(imp, started.loader_pid()?, rep)?);
         }
         started.finish().with_context(|| format!("{}-{}", imp.usecase, imp.lib))?;

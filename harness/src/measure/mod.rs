@@ -200,11 +200,12 @@ impl Ctx {
         }
     }
 
-    /// The length of one timed traffic window (throughput, closed-loop connection rates): 2 s,
+    /// The length of one timed traffic window (throughput, closed-loop connection rates): 1.5 s,
     /// 1 s when [`Ctx::brief`]: the precision comes from the interleaved repetitions, not from
-    /// long windows (which cost `make run` 5 × libraries × references of them).
+    /// long windows (which cost `make run` 5 × libraries × references of them: 40 per round,
+    /// 20 of them comtrace's). 3 s and 2 s windows left the spread alike (README).
     pub fn window(&self) -> Duration {
-        Duration::from_secs(self.scaled(2, 1))
+        Duration::from_millis(self.scaled(1500, 1000))
     }
 
     /// Starts a step of the run: a spinner with the elapsed time on stderr, or with `--quiet`
