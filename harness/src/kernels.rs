@@ -190,17 +190,11 @@ pub fn run_kernel(series: &str, imps: &[Implementation], guest_bin: &Path) -> Re
     }
     let mut args = String::new();
     for imp in imps {
-        let name = imp.binary.file_name().and_then(|n| n.to_str()).context("binary name")?;
+        args.push_str(&format!(" {}={}={}", imp.usecase, imp.lib, crate::vm::carried_path(&imp.binary)?));
         guest = guest.carry(&imp.binary)?;
-        args.push_str(&format!(" {}={}=/usr/local/bin/{name}", imp.usecase, imp.lib));
     }
     let out = guest.run(&format!("/usr/local/bin/kernels-guest{args}"))?;
-    let cells: Vec<Cell> = out
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).with_context(|| format!("guest line {l}")))
-        .collect::<Result<_>>()?;
+    let cells: Vec<Cell> = out.json_lines()?;
     out.success().context("kernels-guest in the VM")?;
     Ok(cells.into_iter().map(|c| Cell { kernel: series.into(), ..c }).collect())
 }

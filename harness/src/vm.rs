@@ -122,6 +122,16 @@ pub struct GuestOutput {
 }
 
 impl GuestOutput {
+    /// The lines of stdout that are JSON objects (`{…}`), parsed: how the guest programs report,
+    /// one object per result, among whatever else they print.
+    pub fn json_lines<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).with_context(|| format!("guest line {l}")))
+            .collect()
+    }
+
     /// `self` if the script exited 0, else an error with its exit code, stderr and console tail.
     pub fn success(&self) -> Result<&GuestOutput> {
         ensure!(
@@ -141,6 +151,12 @@ impl Default for Guest {
     }
 }
 
+/// Where [`Guest::carry`] puts the executable `host` in the guest.
+pub fn carried_path(host: &Path) -> Result<String> {
+    let name = host.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: no file name", host.display()))?;
+    Ok(format!("/usr/local/bin/{name}"))
+}
+
 impl Guest {
     pub fn new() -> Guest {
         Guest {
@@ -154,12 +170,10 @@ impl Guest {
         }
     }
 
-    /// Carries the executable `host` to `/usr/local/bin/<its file name>`, with its libraries.
+    /// Carries the executable `host` to [`carried_path`] (`/usr/local/bin/<its file name>`),
+    /// with its libraries.
     pub fn carry(self, host: impl AsRef<Path>) -> Result<Guest> {
-        let host = host.as_ref();
-        let name =
-            host.file_name().and_then(|n| n.to_str()).with_context(|| format!("{}: no file name", host.display()))?;
-        let guest = format!("/usr/local/bin/{name}");
+        let guest = carried_path(host.as_ref())?;
         self.carry_as(host, &guest)
     }
 

@@ -1373,9 +1373,8 @@ pub fn run_in_guest(guest_bin: &Path, imps: &[Implementation], netem: bool, rest
     }
     let mut args = String::new();
     for imp in imps {
+        args.push_str(&format!(" --impl {}={}", imp.lib, crate::vm::carried_path(&imp.binary)?));
         guest = guest.carry(&imp.binary)?;
-        let name = imp.binary.file_name().and_then(|n| n.to_str()).context("binary name")?;
-        args.push_str(&format!(" --impl {}=/usr/local/bin/{name}", imp.lib));
     }
     if netem {
         args.push_str(" --references");
@@ -1385,10 +1384,7 @@ pub fn run_in_guest(guest_bin: &Path, imps: &[Implementation], netem: bool, rest
     }
     let script = format!("/usr/local/bin/jittergen-guest{args}");
     let out = guest.run(&script)?;
-    let mut outcomes = Vec::new();
-    for line in out.stdout.lines().filter(|l| l.starts_with('{')) {
-        outcomes.push(serde_json::from_str::<Outcome>(line).with_context(|| format!("guest line {line}"))?);
-    }
+    let outcomes: Vec<Outcome> = out.json_lines()?;
     out.success().context("jittergen-guest in the VM")?;
     ensure!(!outcomes.is_empty(), "the guest reported nothing; stderr: {}", out.stderr);
     Ok(outcomes)

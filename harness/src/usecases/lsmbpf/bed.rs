@@ -159,18 +159,12 @@ pub fn run_all_in_guest(imps: &[Implementation], guest_bin: &Path, bench_iterati
     let mut guest = Guest::new().carry_as(guest_bin, GUEST_BIN)?.timeout(Duration::from_secs(240 * imps.len() as u64));
     let mut script = format!("{GUEST_BIN} {bench_iterations}");
     for imp in imps {
-        let name = imp.binary.file_name().and_then(|n| n.to_str()).context("binary name")?;
+        script.push_str(&format!(" {}={}", imp.lib, crate::vm::carried_path(&imp.binary)?));
         guest = guest.carry(&imp.binary)?;
-        script.push_str(&format!(" {}=/usr/local/bin/{name}", imp.lib));
     }
     let out = guest.run(&script)?;
     // One line per implementation: its report, or `{"lib": …, "error": …}`.
-    let lines: Vec<Value> = out
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).with_context(|| format!("parsing the guest's line {l}")))
-        .collect::<Result<_>>()?;
+    let lines: Vec<Value> = out.json_lines()?;
     let reports = imps
         .iter()
         .map(|imp| {
