@@ -202,8 +202,10 @@ pub fn run_kernel(series: &str, imps: &[Implementation], guest_bin: &Path) -> Re
 fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let p = e?.path();
-        if p.is_dir() {
+        let e = e?;
+        let p = e.path();
+        // Not into a symlinked directory: the tree's own files only.
+        if e.file_type()?.is_dir() {
             out.extend(files_under(&p)?);
         } else {
             out.push(p);
@@ -272,7 +274,9 @@ impl CellCache {
             let mut files = files_under(&fetch(series)?)?;
             files.sort();
             for f in files {
-                h.feed(f.as_os_str().as_encoded_bytes()).feed(&f.metadata()?.len().to_le_bytes());
+                // The link itself: Debian's 7.2 packages ship dangling symlinks (usr/share/doc),
+                // whose targets' metadata failed, and with it every reuse of 7.2's cells.
+                h.feed(f.as_os_str().as_encoded_bytes()).feed(&f.symlink_metadata()?.len().to_le_bytes());
             }
         }
         Ok(h.hex())
@@ -309,6 +313,17 @@ impl CellCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dangling_symlink_does_not_hide_a_tree() {
+        let tmp = crate::process::TempDir::new("files-under").unwrap();
+        std::fs::create_dir_all(tmp.path().join("doc")).unwrap();
+        std::fs::write(tmp.path().join("vmlinuz"), b"k").unwrap();
+        std::os::unix::fs::symlink("/nonexistent/changelog.gz", tmp.path().join("doc/changelog.gz")).unwrap();
+        let files = files_under(tmp.path()).unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+        assert!(files.iter().all(|f| f.symlink_metadata().is_ok()));
+    }
 
     #[test]
     fn cells_are_reused_only_while_binary_kernel_and_checks_are_unchanged() {
