@@ -1,7 +1,8 @@
 //! lsmbpf's test bed. The host kernel has no BPF LSM, so everything runs in the VM guest
 //! ([`crate::vm`]): [`run_all_in_guest`] boots it with implementations and the `lsmbpf-guest`
 //! binary (this crate's `src/bin/lsmbpf-guest.rs`), which runs [`guest_scenario`] there for
-//! each in turn and prints a [`Report`] per implementation as JSON. Tests and `harness run lsmbpf` judge the same report.
+//! each in turn and prints a [`Report`] per implementation as JSON. Tests and `harness run
+//! lsmbpf` judge the same report.
 //!
 //! The scenario, each phase with a fresh loader:
 //! * `enforce` (defaults): chroot to "/" and to another directory from the host namespaces and
@@ -155,7 +156,8 @@ pub fn run_in_guest(imp: &Implementation, guest_bin: &Path, bench_iterations: u6
 /// One guest boot for `imps`, each running the scenario in turn: a report or the reason there
 /// is none, per implementation, in order. An error when the guest itself failed.
 pub fn run_all_in_guest(imps: &[Implementation], guest_bin: &Path, bench_iterations: u64) -> Result<Vec<Result<Report>>> {
-    // ~5 s per implementation under TCG (measured); four minutes each for a slower machine.
+    // ~3 s per implementation under TCG (14-18 s for five, measured); four minutes each for a
+    // slower machine.
     let mut guest = Guest::new().carry_as(guest_bin, GUEST_BIN)?.timeout(Duration::from_secs(240 * imps.len() as u64));
     let mut script = format!("{GUEST_BIN} {bench_iterations}");
     for imp in imps {

@@ -119,7 +119,7 @@ impl UseCase for LsmBpf {
     }
 
     /// One guest boot per repetition runs the scenario and the bench for every library in turn
-    /// (a boot per library was 4 of its ~5 s).
+    /// (a boot per library: 5 × ~5 s per repetition; together 14-18 s).
     fn together(&self, ctx: &Ctx, imps: &[Implementation], _references: bool) -> Result<Vec<(String, Result<Vec<Row>>)>> {
         ctx.step(&format!("{USECASE}: every library's scenario and bench in the VM guest"));
         let iterations = ctx.scaled(20_000, 5_000);
