@@ -170,6 +170,13 @@ pub fn moved(a: &[f64], b: &[f64]) -> Option<Change> {
 /// Significance level of the ranking test.
 pub const ALPHA: f64 = 0.05;
 
+/// The smallest difference a ranking calls, relative to the best's median (to the target, for a
+/// metric ranked by its distance to one): a library significantly but less than this much worse
+/// shares the lead. Differences of 1–5% that the test found significant in one run reversed in
+/// the next run of the same revision (even `test_run_ns`, whose spread in a run is tiny):
+/// shifts between runs that the repetitions of one run cannot see (README, Reproducibility).
+pub const MIN_EFFECT: f64 = 0.05;
+
 /// Fewer repetitions than this and a measured metric is shown but not ranked: with 4 against 4
 /// even a complete separation gives p = 0.029, which a Holm correction over two comparisons
 /// already rejects.
@@ -183,7 +190,8 @@ pub const MIN_N_FOR_P5_P95: usize = 20;
 pub const TEST_STATEMENT: &str = "two-sided Mann–Whitney U test of the best library against \
     each other one (exact without ties for up to 20 values a side, else the normal \
     approximation with tie and continuity correction), Holm correction across the comparisons \
-    of one metric, α = 0.05; at least 5 repetitions per library";
+    of one metric, α = 0.05; at least 5 repetitions per library; a difference under 5% of the \
+    best's median (of the target, where one is set) is not called";
 
 /// Midranks (1-based) of `xs`, tied values sharing the mean of their positions, and the tie
 /// term Σ(t³ − t) over the groups of ties.
@@ -322,7 +330,7 @@ impl Ranking {
 /// no value and takes no part. `exact` metrics (lines of code, sizes) are single true values and
 /// rank by their median alone; measured ones need [`MIN_RANKED_N`] repetitions and the test of
 /// [`TEST_STATEMENT`].
-pub fn rank(costs: &[Option<&[f64]>], exact: bool) -> Ranking {
+pub fn rank(costs: &[Option<&[f64]>], exact: bool, target: Option<f64>) -> Ranking {
     let present: Vec<(usize, &[f64])> = costs
         .iter()
         .enumerate()
@@ -357,12 +365,13 @@ pub fn rank(costs: &[Option<&[f64]>], exact: bool) -> Ranking {
             .map(|&k| mann_whitney(present[best].1, present[k].1))
             .collect();
         let adjusted = holm(&p);
+        let scale = target.unwrap_or(medians[best]).abs();
         std::iter::once(best)
             .chain(
                 others
                     .iter()
                     .zip(&adjusted)
-                    .filter(|(_, p)| **p >= ALPHA)
+                    .filter(|(k, p)| **p >= ALPHA || medians[**k] - medians[best] < MIN_EFFECT * scale)
                     .map(|(k, _)| *k),
             )
             .collect()
@@ -510,32 +519,47 @@ mod tests {
         let slow = [20.0, 21.0, 20.5, 20.2, 20.8];
         let fast_too = [10.1, 10.9, 10.4, 10.3, 10.7];
         assert_eq!(
-            rank(&[Some(&slow), Some(&fast), None], false),
+            rank(&[Some(&slow), Some(&fast), None], false, None),
             Ranking::Ranked { leaders: vec![1] }
         );
         // A library not significantly different from the best shares the lead.
         assert_eq!(
-            rank(&[Some(&fast), Some(&slow), Some(&fast_too)], false),
+            rank(&[Some(&fast), Some(&slow), Some(&fast_too)], false, None),
             Ranking::Ranked {
                 leaders: vec![0, 2]
             }
         );
-        assert_eq!(rank(&[Some(&fast), Some(&fast_too)], false), Ranking::Tie);
+        assert_eq!(rank(&[Some(&fast), Some(&fast_too)], false, None), Ranking::Tie);
         assert_eq!(
-            rank(&[Some(&fast[..3]), Some(&slow[..3])], false),
+            rank(&[Some(&fast[..3]), Some(&slow[..3])], false, None),
             Ranking::NotRanked {
                 reason: "n<5".into()
             }
         );
-        assert!(!rank(&[Some(&[0.0; 5]), Some(&[0.0; 5])], false).is_ranked());
-        assert!(!rank(&[Some(&fast), None], false).is_ranked());
+        assert!(!rank(&[Some(&[0.0; 5]), Some(&[0.0; 5])], false, None).is_ranked());
+        assert!(!rank(&[Some(&fast), None], false, None).is_ranked());
         // Exact metrics: by value, one value is enough, equal values tie.
         assert_eq!(
-            rank(&[Some(&[120.0]), Some(&[100.0]), Some(&[100.0])], true),
+            rank(&[Some(&[120.0]), Some(&[100.0]), Some(&[100.0])], true, None),
             Ranking::Ranked {
                 leaders: vec![1, 2]
             }
         );
+    }
+
+    #[test]
+    fn a_difference_under_the_minimum_effect_is_not_called() {
+        let best = [100.0, 100.5, 101.0, 100.2, 100.8];
+        // Completely separated (p = 0.008), but 3% worse: shares the lead.
+        let close_by: Vec<f64> = best.iter().map(|v| v * 1.03).collect();
+        assert_eq!(rank(&[Some(&best), Some(&close_by)], false, None), Ranking::Tie);
+        let far: Vec<f64> = best.iter().map(|v| v * 1.10).collect();
+        assert_eq!(rank(&[Some(&best), Some(&far)], false, None), Ranking::Ranked { leaders: vec![0] });
+        // Ranked by the distance to a target of 20: 0.5 from it against 1.5 is 5% of the
+        // target, called; 0.5 against 1.2 is not.
+        let (near, off, nearly) = ([0.5, 0.52, 0.48, 0.51, 0.49], [1.5, 1.52, 1.48, 1.51, 1.49], [1.2, 1.22, 1.18, 1.21, 1.19]);
+        assert_eq!(rank(&[Some(&near), Some(&off)], false, Some(20.0)), Ranking::Ranked { leaders: vec![0] });
+        assert_eq!(rank(&[Some(&near), Some(&nearly)], false, Some(20.0)), Ranking::Tie);
     }
 
     #[test]

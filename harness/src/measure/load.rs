@@ -17,6 +17,17 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// another process on a shared machine must not decide a ranking.
 pub const STARTS_PER_REP: usize = 5;
 
+/// Quiet time before each timed start, after the kernel dropped the previous start's maps: it
+/// frees them (per-CPU memory in packetfilter's and loadbalancer's counters) in deferred work, and
+/// a start racing that work took 70–180 ms where one 50 ms later took 97–105 (libbpf's own
+/// load_ms, packetfilter, 12 starts each; 131072-entry per-CPU array created alone: 140–170 ms
+/// right after the previous one's removal, 87–93 ms from 20 ms on). Without it a start measured
+/// the harness's previous start as much as the library.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// How long a stopped loader's maps may take to go (an RCU grace period after its programs).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// An implementation started until `ready`, for [`load_rows`].
 pub trait Started {
     /// The loader's pid (from its `ready` line).
@@ -48,26 +59,39 @@ pub fn start(imp: &Implementation, args: &[&str], ns: &NetNs) -> Result<Running>
 /// timed calls of `start` (spawn to `ready`), and the verifier, JIT and memory rows
 /// ([`program_rows`]) of the last. Each start runs at real-time priority, which the loader
 /// and its threads inherit, so that the builds and tests of others on a shared machine do not
-/// decide its time (they did: rankings of two runs disagreed). The warm-up (rep 0), whose rows
-/// are dropped, starts once.
+/// decide its time (they did: rankings of two runs disagreed). Each start begins [`SETTLE`]
+/// after the kernel released the previous one's maps. The warm-up (rep 0), whose rows are
+/// dropped, starts once.
 pub fn load_rows<S: Started>(imp: &Implementation, rep: u32, mut start: impl FnMut() -> Result<S>) -> Result<Vec<Row>> {
     let starts = if rep == 0 { 1 } else { STARTS_PER_REP };
     let mut times = Vec::with_capacity(starts);
     let mut rows = Vec::new();
     for i in 0..starts {
+        std::thread::sleep(SETTLE);
         let (started, ms) = crate::throughput::realtime_while(|| {
             let t = Instant::now();
             let started = start()?;
             Ok((started, t.elapsed().as_secs_f64() * 1e3))
         })?;
+        let pid = started.loader_pid()?;
         if i + 1 == starts {
-            rows.extend(program_rows(imp, started.loader_pid()?, rep)?);
+            rows.extend(program_rows(imp, pid, rep)?);
         }
+        let maps = bpf::map_ids_of_pid(pid)?;
         started.finish().with_context(|| format!("{}-{}", imp.usecase, imp.lib))?;
+        released(&maps);
         times.push(ms);
     }
     rows.push(Row::new(&imp.usecase, &imp.lib, "load_attach_ms", "ms", rep, metrics::stats::median(&times)));
     Ok(rows)
+}
+
+/// Waits (at most [`RELEASE_TIMEOUT`]) until the kernel dropped every map of `maps`.
+fn released(maps: &[u32]) {
+    let deadline = Instant::now() + RELEASE_TIMEOUT;
+    while Instant::now() < deadline && maps.iter().any(|id| bpf::Map::from_id(*id).is_ok()) {
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 /// `verified_insns`, `xlated_bytes`, `jited_bytes` per program (class = program name), and
