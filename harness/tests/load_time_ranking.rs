@@ -23,7 +23,7 @@ fn one_run(libs: &[Implementation], bed: &Bed, args: &[&str]) -> (Ranking, BTree
         }
     }
     let costs: Vec<Option<&[f64]>> = libs.iter().map(|i| Some(samples[&i.lib].as_slice())).collect();
-    (rank(&costs, false), samples)
+    (rank(&costs, false, None), samples)
 }
 
 #[test]
