@@ -329,7 +329,8 @@ impl Ranking {
 /// "higher is better" and "closest to a target" into a cost). `None` or empty: the library has
 /// no value and takes no part. `exact` metrics (lines of code, sizes) are single true values and
 /// rank by their median alone; measured ones need [`MIN_RANKED_N`] repetitions and the test of
-/// [`TEST_STATEMENT`].
+/// [`TEST_STATEMENT`]. `target`, for a metric ranked by its distance to one, scales
+/// [`MIN_EFFECT`]; otherwise the best's median does.
 pub fn rank(costs: &[Option<&[f64]>], exact: bool, target: Option<f64>) -> Ranking {
     let present: Vec<(usize, &[f64])> = costs
         .iter()

@@ -18,11 +18,11 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
 pub const STARTS_PER_REP: usize = 5;
 
 /// Quiet time before each timed start, after the kernel dropped the previous start's maps: it
-/// frees them (per-CPU memory in packetfilter's and loadbalancer's counters) in deferred work, and
-/// a start racing that work took 70–180 ms where one 50 ms later took 97–105 (libbpf's own
-/// load_ms, packetfilter, 12 starts each; 131072-entry per-CPU array created alone: 140–170 ms
-/// right after the previous one's removal, 87–93 ms from 20 ms on). Without it a start measured
-/// the harness's previous start as much as the library.
+/// frees them (every use case's counters are per-CPU; packetfilter's rule counters 1 MiB per CPU)
+/// in deferred work, and a start racing that work took 70–180 ms where one 50 ms later took
+/// 97–105 (libbpf's own load_ms, packetfilter, 12 starts each; a 131072-entry per-CPU array
+/// created alone: 140–170 ms right after the previous one's removal, 87–93 ms from 20 ms on).
+/// Without it a start measured the harness's previous start as much as the library.
 pub const SETTLE: Duration = Duration::from_millis(50);
 
 /// How long a stopped loader's maps may take to go (an RCU grace period after its programs).
