@@ -23,7 +23,7 @@ pub const STARTS_PER_REP: usize = 5;
 /// 97–105 (libbpf's own load_ms, packetfilter, 12 starts each; a 131072-entry per-CPU array
 /// created alone: 140–170 ms right after the previous one's removal, 87–93 ms from 20 ms on).
 /// Without it a start measured the harness's previous start as much as the library.
-pub const SETTLE: Duration = Duration::from_millis(50);
+const SETTLE: Duration = Duration::from_millis(50);
 
 /// How long a stopped loader's maps may take to go (an RCU grace period after its programs).
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(1);

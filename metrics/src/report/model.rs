@@ -417,7 +417,7 @@ fn metric_row(
     let rank_by = |goal: Option<f64>| {
         let c = costs(goal);
         let refs: Vec<Option<&[f64]>> = c.iter().map(|c| c.as_deref()).collect();
-        stats::rank(&refs, catalogue::is_exact(metric), goal.filter(|_| better == Better::Target))
+        stats::rank(&refs, catalogue::is_exact(metric), goal)
     };
     let (ranking, second) = match better {
         _ if catalogue::condition(metric).is_some() => (
