@@ -258,8 +258,12 @@ fn prepare(ctx: &Ctx, usecase: &dyn UseCase, imp: &Implementation, run: &mut Run
 
 /// The runtime repetitions, interleaved: a warm-up round (rows dropped) unless the use case
 /// measures in the guest, then round 1 of every library, of the references and of what they
-/// measure together ([`UseCase::together`]), round 2, ... so that drift of the machine over the run spreads over all of them instead of favouring
-/// whoever ran first. An implementation that fails a round is recorded and leaves the rounds.
+/// measure together ([`UseCase::together`]), round 2, ... so that drift of the machine over the
+/// run spreads over all of them instead of favouring whoever ran first. Each round starts one
+/// subject later than the one before (round r: subject r first, the references among the
+/// subjects), so that no library always follows the same one — whatever one leaves behind for
+/// the next (deferred frees, caches) is spread over all, not a constant of the order that every
+/// run repeats. An implementation that fails a round is recorded and leaves the rounds.
 fn interleave(ctx: &Ctx, usecase: &dyn UseCase, mut imps: Vec<Implementation>, run: &mut Run) -> Result<()> {
     let u = usecase.name();
     let first = if usecase.warm_up() { 0 } else { 1 };
@@ -269,35 +273,47 @@ fn interleave(ctx: &Ctx, usecase: &dyn UseCase, mut imps: Vec<Implementation>, r
         let round = if rep == 0 { "warm-up".to_string() } else { format!("repetition {rep}/{}", ctx.reps) };
         let keep = rep > 0;
         let mut failed = Vec::new();
-        for (i, imp) in imps.iter().enumerate() {
+        // Slots 0..imps.len() are the libraries, the last one the references.
+        let subjects = imps.len() + 1;
+        for slot in (0..subjects).map(|k| (k + rep.saturating_sub(1) as usize) % subjects) {
+            let Some(imp) = imps.get(slot) else {
+                if !references_failed {
+                    ctx.step(&format!("{u}/{REFERENCES}: {round}"));
+                    match usecase.references(ctx) {
+                        Ok(rows) if keep => run.rows.extend(rows),
+                        Ok(_) => {}
+                        Err(e) => {
+                            run.failures.push(failure(u, REFERENCES, Stage::Measure, &e.context(round.clone())));
+                            references_failed = true;
+                        }
+                    }
+                    ctx.check_interrupted()?;
+                }
+                continue;
+            };
             ctx.step(&format!("{u}/{}: {round}", imp.lib));
             match usecase.measure(ctx, imp) {
                 Ok(rows) if keep => run.rows.extend(rows),
                 Ok(_) => {}
                 Err(e) => {
                     run.failures.push(failure(u, &imp.lib, Stage::Load, &e.context(round.clone())));
-                    failed.push(i);
+                    failed.push(slot);
                 }
             }
             ctx.check_interrupted()?;
         }
+        failed.sort_unstable();
         for i in failed.into_iter().rev() {
             imps.remove(i);
         }
-        if !references_failed {
-            ctx.step(&format!("{u}/{REFERENCES}: {round}"));
-            match usecase.references(ctx) {
-                Ok(rows) if keep => run.rows.extend(rows),
-                Ok(_) => {}
-                Err(e) => {
-                    run.failures.push(failure(u, REFERENCES, Stage::Measure, &e.context(round.clone())));
-                    references_failed = true;
-                }
-            }
-            ctx.check_interrupted()?;
-        }
         if keep {
-            let results = match usecase.together(ctx, &imps, !references_failed) {
+            // In turns too: the guest measures the libraries one after another.
+            let mut turn = imps.clone();
+            if !turn.is_empty() {
+                let by = rep.saturating_sub(1) as usize % turn.len();
+                turn.rotate_left(by);
+            }
+            let results = match usecase.together(ctx, &turn, !references_failed) {
                 Ok(results) => results,
                 // Nobody measured: each subject has failed this round.
                 Err(e) => {
