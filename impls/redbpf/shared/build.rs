@@ -1,7 +1,9 @@
 //! Builds `lifecycle/` (bpfeval-shared as a shared object, a member of the root workspace) with
 //! the root workspace's toolchain and lockfile and this crate's use case features, and leaves the
 //! library in OUT_DIR for `include_bytes!`. This build runs on Rust 1.59; the nested one on the toolchain named in the
-//! root `rust-toolchain.toml`, in a target directory of its own under OUT_DIR.
+//! root `rust-toolchain.toml`, in a target directory of its own inside this build's: one for
+//! every loader built there, so that, like bpfeval-shared in the root workspace, its crates are
+//! compiled once, not once per tool (it is our plumbing, not RedBPF's cost).
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -35,7 +37,9 @@ fn main() {
         .filter_map(|(key, _)| key.strip_prefix("CARGO_FEATURE_").map(|f| f.to_lowercase().replace('_', "-")))
         .collect();
 
-    let target = out.join("lifecycle-target");
+    // OUT_DIR is <target>/<profile>/build/<package>-<hash>/out.
+    assert!(out.ancestors().nth(2).and_then(Path::file_name) == Some(std::ffi::OsStr::new("build")), "unexpected OUT_DIR {}", out.display());
+    let target = out.ancestors().nth(4).expect("OUT_DIR is inside the target directory").join("lifecycle-target");
     let mut cargo = Command::new("rustup");
     cargo
         .args(["run", &toolchain, "cargo", "build", "--release", "--locked", "-p", "bpfeval-shared-lifecycle"])
