@@ -1,8 +1,9 @@
 //! `load_attach_ms` must rank alike in two runs (every pair one calls significantly different,
 //! ordered the same way by the other): packetfilter's libraries, 5 repetitions
 //! each, interleaved, measured twice as `harness run` measures them (`measure::load::load_rows`:
-//! the median of 5 starts per repetition at real-time priority), ranked as the report ranks
-//! (Mann–Whitney U, Holm). On a shared 2-core machine one start per repetition had flipped the
+//! the median of 5 starts per repetition at real-time priority), ranked as the report ranks a
+//! metric on its own (`stats::rank`: Welch, Holm across its comparisons; the report corrects
+//! across all of its comparisons, which only calls fewer). On a shared 2-core machine one start per repetition had flipped the
 //! ranking between two `make reproduce` runs. About 3 minutes: `cargo test --release -p harness
 //! --test load_time_ranking -- --ignored` (make reproduce checks the whole report the same way).
 

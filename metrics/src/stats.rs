@@ -167,7 +167,8 @@ pub fn moved(a: &[f64], b: &[f64]) -> Option<Change> {
     })
 }
 
-/// Significance level of the ranking test.
+/// Significance level of the ranking test: of the whole report, not of each metric
+/// ([`rank_all`]).
 pub const ALPHA: f64 = 0.05;
 
 /// The smallest difference a ranking calls, relative to the best's median (to the target, for a
@@ -177,9 +178,8 @@ pub const ALPHA: f64 = 0.05;
 /// shifts between runs that the repetitions of one run cannot see (README, Reproducibility).
 pub const MIN_EFFECT: f64 = 0.05;
 
-/// Fewer repetitions than this and a measured metric is shown but not ranked: with 4 against 4
-/// even a complete separation gives p = 0.029, which a Holm correction over two comparisons
-/// already rejects.
+/// Fewer repetitions than this and a measured metric is shown but not ranked: with fewer, the
+/// variances the test estimates are too rough to trust (and a run makes 5).
 pub const MIN_RANKED_N: usize = 5;
 
 /// Below this many values the "p5–p95" of [`Summary`] interpolates between the two extremes:
@@ -187,106 +187,117 @@ pub const MIN_RANKED_N: usize = 5;
 pub const MIN_N_FOR_P5_P95: usize = 20;
 
 /// How the report states the test, next to every ranking.
-pub const TEST_STATEMENT: &str = "two-sided Mann–Whitney U test of the best library against \
-    each other one (exact without ties for up to 20 values a side, else the normal \
-    approximation with tie and continuity correction), Holm correction across the comparisons \
-    of one metric, α = 0.05; at least 5 repetitions per library; a difference under 5% of the \
-    best's median (of the target, where one is set) is not called";
+pub const TEST_STATEMENT: &str = "two-sided Welch t-test of the best library (by median) \
+    against each other one, Holm correction across every comparison of the report (all its \
+    metrics and use cases: the chance of any false ★ in the whole report is at most α), \
+    α = 0.05; the other library also worse in mean, and in median by at least 5% of the \
+    best's (of the target, where one is set); at least 5 repetitions per library";
 
-/// Midranks (1-based) of `xs`, tied values sharing the mean of their positions, and the tie
-/// term Σ(t³ − t) over the groups of ties.
-fn midranks(xs: &[f64]) -> (Vec<f64>, f64) {
+/// Midranks (1-based) of `xs`, tied values sharing the mean of their positions.
+fn midranks(xs: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..xs.len()).collect();
     order.sort_by(|&a, &b| xs[a].total_cmp(&xs[b]));
     let mut ranks = vec![0.0; xs.len()];
-    let mut ties = 0.0;
     let mut i = 0;
     while i < order.len() {
         let mut j = i;
         while j + 1 < order.len() && xs[order[j + 1]] == xs[order[i]] {
             j += 1;
         }
-        let t = (j - i + 1) as f64;
         for &k in &order[i..=j] {
             ranks[k] = (i + j) as f64 / 2.0 + 1.0;
         }
-        ties += t * t * t - t;
         i = j + 1;
     }
-    (ranks, ties)
+    ranks
 }
 
-/// Number of arrangements of `m` against `n` values (no ties) with U = 0, 1, ..., m·n:
-/// f(m, n, u) = f(m − 1, n, u − n) + f(m, n − 1, u).
-fn u_counts(m: usize, n: usize) -> Vec<f64> {
-    // table[i][j] = counts for sizes (i, j), built up row by row.
-    let mut table: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); n + 1]; m + 1];
-    for i in 0..=m {
-        for j in 0..=n {
-            table[i][j] = if i == 0 || j == 0 {
-                vec![1.0]
-            } else {
-                let mut c = vec![0.0; i * j + 1];
-                for (u, v) in table[i - 1][j].iter().enumerate() {
-                    c[u + j] += v;
-                }
-                for (u, v) in table[i][j - 1].iter().enumerate() {
-                    c[u] += v;
-                }
-                c
-            };
+/// Two-sided p-value of Welch's t-test of the means of `a` and `b` (variances not assumed
+/// equal; Welch–Satterthwaite degrees of freedom). 1 with fewer than 2 values on a side or no
+/// difference at all; 0 when both sides are constant and differ.
+pub fn welch(a: &[f64], b: &[f64]) -> f64 {
+    if a.len() < 2 || b.len() < 2 {
+        return 1.0;
+    }
+    let (na, nb) = (a.len() as f64, b.len() as f64);
+    let (va, vb) = (stddev(a).powi(2) / na, stddev(b).powi(2) / nb);
+    let diff = mean(a) - mean(b);
+    let se2 = va + vb;
+    if se2 == 0.0 {
+        return if diff == 0.0 { 1.0 } else { 0.0 };
+    }
+    let t2 = diff * diff / se2;
+    let df = se2 * se2 / (va * va / (na - 1.0) + vb * vb / (nb - 1.0));
+    // P(|T| ≥ |t|) for Student's t with df degrees of freedom.
+    incomplete_beta(df / 2.0, 0.5, df / (df + t2)).min(1.0)
+}
+
+/// ln Γ(x) for x > 0: Lanczos' approximation (g = 7, 9 terms; relative error ~1e-15).
+fn ln_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const C: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Γ(x) = Γ(x + 1) / x.
+        return ln_gamma(x + 1.0) - x.ln();
+    }
+    let x = x - 1.0;
+    let sum = C[1..].iter().enumerate().fold(C[0], |s, (i, c)| s + c / (x + i as f64 + 1.0));
+    let t = x + G + 0.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
+/// The regularized incomplete beta function I_x(a, b), by its continued fraction, evaluated
+/// where it converges fast (directly below x = (a + 1) / (a + b + 2), through
+/// I_x(a, b) = 1 − I_{1−x}(b, a) above).
+fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let front = (ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln()).exp();
+    if x < (a + 1.0) / (a + b + 2.0) {
+        front * beta_fraction(a, b, x) / a
+    } else {
+        1.0 - front * beta_fraction(b, a, 1.0 - x) / b
+    }
+}
+
+/// The continued fraction 1/(1+ d1/(1+ d2/(1+ …))) of I_x(a, b), with
+/// d(2m+1) = −(a+m)(a+b+m)x / ((a+2m)(a+2m+1)) and d(2m) = m(b−m)x / ((a+2m−1)(a+2m)),
+/// evaluated by the modified Lentz method.
+fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    let nonzero = |v: f64| if v.abs() < TINY { TINY } else { v };
+    let step = |d: f64, c: f64, coefficient: f64| (1.0 / nonzero(1.0 + coefficient * d), nonzero(1.0 + coefficient / c));
+    let mut c = 1.0;
+    let mut d = 1.0 / nonzero(1.0 - (a + b) * x / (a + 1.0));
+    let mut h = d;
+    for m in 1..=500 {
+        let m = f64::from(m);
+        let even = m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m));
+        (d, c) = step(d, c, even);
+        h *= d * c;
+        let odd = -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0));
+        (d, c) = step(d, c, odd);
+        let delta = d * c;
+        h *= delta;
+        if (delta - 1.0).abs() < 1e-15 {
+            break;
         }
     }
-    table[m][n].clone()
-}
-
-/// Two-sided p-value of the Mann–Whitney U test of `a` against `b`; 1 when either is empty or
-/// every value is equal.
-pub fn mann_whitney(a: &[f64], b: &[f64]) -> f64 {
-    let (m, n) = (a.len(), b.len());
-    if m == 0 || n == 0 {
-        return 1.0;
-    }
-    let all: Vec<f64> = a.iter().chain(b).copied().collect();
-    let (ranks, ties) = midranks(&all);
-    let r1: f64 = ranks[..m].iter().sum();
-    let u = r1 - (m * (m + 1)) as f64 / 2.0;
-    let (mf, nf) = (m as f64, n as f64);
-    if ties == 0.0 && m <= 20 && n <= 20 {
-        let counts = u_counts(m, n);
-        let total: f64 = counts.iter().sum();
-        let u = u.round() as usize;
-        let lower: f64 = counts[..=u].iter().sum::<f64>() / total;
-        let upper: f64 = counts[u..].iter().sum::<f64>() / total;
-        return (2.0 * lower.min(upper)).min(1.0);
-    }
-    let big_n = mf + nf;
-    let var = mf * nf / 12.0 * ((big_n + 1.0) - ties / (big_n * (big_n - 1.0)));
-    if var <= 0.0 {
-        return 1.0;
-    }
-    let z = ((u - mf * nf / 2.0).abs() - 0.5).max(0.0) / var.sqrt();
-    erfc(z / std::f64::consts::SQRT_2).min(1.0)
-}
-
-/// Complementary error function, Numerical Recipes' `erfcc` (fractional error below 1.2e-7).
-fn erfc(x: f64) -> f64 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
-    if x >= 0.0 {
-        r
-    } else {
-        2.0 - r
-    }
+    h
 }
 
 /// Holm's step-down adjustment of `p` (any order in, same order out).
@@ -325,21 +336,80 @@ impl Ranking {
     }
 }
 
-/// Ranks libraries by `costs` (one sample per repetition, lower is better: the caller turns
-/// "higher is better" and "closest to a target" into a cost). `None` or empty: the library has
-/// no value and takes no part. `exact` metrics (lines of code, sizes) are single true values and
-/// rank by their median alone; measured ones need [`MIN_RANKED_N`] repetitions and the test of
-/// [`TEST_STATEMENT`]. `target`, for a metric ranked by its distance to one, scales
-/// [`MIN_EFFECT`]; otherwise the best's median does.
-pub fn rank(costs: &[Option<&[f64]>], exact: bool, target: Option<f64>) -> Ranking {
+/// A metric's ranking up to the test's correction: the comparisons it needs, or its outcome
+/// when it needs none (too few values, exact metrics). [`rank`] decides one metric alone,
+/// [`rank_all`] a whole report under one correction.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    Done(Ranking),
+    Test(Comparisons),
+}
+
+/// The best library (by median) against each other one.
+#[derive(Debug, Clone)]
+pub struct Comparisons {
+    /// Input index of each library with values.
+    index: Vec<usize>,
+    medians: Vec<f64>,
+    means: Vec<f64>,
+    /// Position (in `index`) of the best.
+    best: usize,
+    /// Positions of the others, and the p-value of each against the best.
+    others: Vec<usize>,
+    p: Vec<f64>,
+    /// What [`MIN_EFFECT`] is a fraction of.
+    scale: f64,
+}
+
+impl Comparisons {
+    /// The ranking, given the corrected p-value of each comparison (in the order of `p`). A
+    /// library is behind when the test finds it worse than the best and its median is at least
+    /// [`MIN_EFFECT`] above every leader's; the others lead. The second condition keeps a leader
+    /// that the test could not separate from the best (a wide spread) from sitting level with
+    /// or above one behind: every leader is then clearly before every library behind, which is
+    /// what a ★ says to a reader and what `harness compare --rankings` checks.
+    fn decide(&self, adjusted: &[f64]) -> Ranking {
+        let b = self.best;
+        let worse: Vec<(usize, bool)> =
+            self.others.iter().zip(adjusted).map(|(&k, &p)| (k, p < ALPHA && self.means[k] > self.means[b])).collect();
+        let mut leads = vec![false; self.index.len()];
+        leads[b] = true;
+        loop {
+            let top = (0..leads.len()).filter(|&k| leads[k]).map(|k| self.medians[k]).fold(f64::MIN, f64::max);
+            let joining: Vec<usize> = worse
+                .iter()
+                .filter(|(k, significant)| !leads[*k] && !(*significant && self.medians[*k] - top >= MIN_EFFECT * self.scale))
+                .map(|(k, _)| *k)
+                .collect();
+            if joining.is_empty() {
+                break;
+            }
+            for k in joining {
+                leads[k] = true;
+            }
+        }
+        if leads.iter().all(|l| *l) {
+            return Ranking::Tie;
+        }
+        let mut leaders: Vec<usize> = (0..leads.len()).filter(|&k| leads[k]).map(|k| self.index[k]).collect();
+        leaders.sort_unstable();
+        Ranking::Ranked { leaders }
+    }
+}
+
+/// What ranking libraries by `costs` takes (one sample per repetition, lower is better: the
+/// caller turns "higher is better" and "closest to a target" into a cost). `None` or empty: the
+/// library has no value and takes no part. `exact` metrics (lines of code, sizes) are single
+/// true values and rank by their median alone; measured ones need [`MIN_RANKED_N`] repetitions
+/// and the test of [`TEST_STATEMENT`]. `target`, for a metric ranked by its distance to one,
+/// scales [`MIN_EFFECT`]; otherwise the best's median does.
+pub fn plan(costs: &[Option<&[f64]>], exact: bool, target: Option<f64>) -> Plan {
     let present: Vec<(usize, &[f64])> = costs
         .iter()
         .enumerate()
         .filter_map(|(i, c)| c.filter(|c| !c.is_empty()).map(|c| (i, c)))
         .collect();
-    let not_ranked = |reason: &str| Ranking::NotRanked {
-        reason: reason.into(),
-    };
+    let not_ranked = |reason: &str| Plan::Done(Ranking::NotRanked { reason: reason.into() });
     if present.len() < 2 {
         return not_ranked("one library");
     }
@@ -352,37 +422,53 @@ pub fn rank(costs: &[Option<&[f64]>], exact: bool, target: Option<f64>) -> Ranki
     if !exact && n_min < MIN_RANKED_N {
         return not_ranked(&format!("n<{MIN_RANKED_N}"));
     }
-    let best = (0..present.len())
-        .min_by(|&a, &b| medians[a].total_cmp(&medians[b]))
-        .unwrap_or(0);
-    let leaders: Vec<usize> = if exact {
-        (0..present.len())
-            .filter(|&k| medians[k] == medians[best])
-            .collect()
-    } else {
-        let others: Vec<usize> = (0..present.len()).filter(|&k| k != best).collect();
-        let p: Vec<f64> = others
-            .iter()
-            .map(|&k| mann_whitney(present[best].1, present[k].1))
-            .collect();
-        let adjusted = holm(&p);
-        let scale = target.unwrap_or(medians[best]).abs();
-        std::iter::once(best)
-            .chain(
-                others
-                    .iter()
-                    .zip(&adjusted)
-                    .filter(|(k, p)| **p >= ALPHA || medians[**k] - medians[best] < MIN_EFFECT * scale)
-                    .map(|(k, _)| *k),
-            )
-            .collect()
-    };
-    if leaders.len() == present.len() {
-        return Ranking::Tie;
+    let best = (0..present.len()).min_by(|&a, &b| medians[a].total_cmp(&medians[b])).unwrap_or(0);
+    if exact {
+        let leaders: Vec<usize> = (0..present.len()).filter(|&k| medians[k] == medians[best]).map(|k| present[k].0).collect();
+        return Plan::Done(if leaders.len() == present.len() { Ranking::Tie } else { Ranking::Ranked { leaders } });
     }
-    let mut leaders: Vec<usize> = leaders.into_iter().map(|k| present[k].0).collect();
-    leaders.sort_unstable();
-    Ranking::Ranked { leaders }
+    let others: Vec<usize> = (0..present.len()).filter(|&k| k != best).collect();
+    Plan::Test(Comparisons {
+        p: others.iter().map(|&k| welch(present[best].1, present[k].1)).collect(),
+        index: present.iter().map(|(i, _)| *i).collect(),
+        means: present.iter().map(|(_, c)| mean(c)).collect(),
+        scale: target.unwrap_or(medians[best]).abs(),
+        medians,
+        best,
+        others,
+    })
+}
+
+/// One metric ranked on its own: Holm across its comparisons only.
+pub fn rank(costs: &[Option<&[f64]>], exact: bool, target: Option<f64>) -> Ranking {
+    rank_all(&[&plan(costs, exact, target)]).remove(0)
+}
+
+/// The rankings of a whole report under one Holm correction across every comparison of every
+/// plan. Each metric tested at α on its own lets a report of a hundred near-ties carry a few
+/// false ★ in every run, other ones in the next (README, Reproducibility); across the report
+/// the chance of any is at most α. Welch's test rather than a rank test for it: with 5 values
+/// a side no rank test goes below p = 2/252, and several hundred comparisons need ~1e-4.
+pub fn rank_all(plans: &[&Plan]) -> Vec<Ranking> {
+    let all: Vec<f64> = plans
+        .iter()
+        .flat_map(|p| match p {
+            Plan::Test(c) => c.p.clone(),
+            Plan::Done(_) => Vec::new(),
+        })
+        .collect();
+    let adjusted = holm(&all);
+    let mut at = 0;
+    plans
+        .iter()
+        .map(|p| match p {
+            Plan::Done(r) => r.clone(),
+            Plan::Test(c) => {
+                at += c.p.len();
+                c.decide(&adjusted[at - c.p.len()..at])
+            }
+        })
+        .collect()
 }
 
 /// OSSPal's tertile of each value among all (lower cost is better): 3 for the best third, 1 for
@@ -392,7 +478,7 @@ pub fn tertiles(costs: &[f64]) -> Vec<u8> {
     let n = costs.len() as f64;
     // Midrank from the worst: position among the costs sorted from highest to lowest.
     let negated: Vec<f64> = costs.iter().map(|c| -c).collect();
-    let (ranks, _) = midranks(&negated);
+    let ranks = midranks(&negated);
     ranks
         .iter()
         .map(|r| {
@@ -484,26 +570,63 @@ mod tests {
     }
 
     #[test]
-    fn mann_whitney_matches_hand_computed_values() {
-        // Complete separation, 5 against 5: exact p = 2 / C(10, 5) = 2 / 252.
-        let p = mann_whitney(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
-        assert!(close(p, 2.0 / 252.0), "{p}");
-        // Interleaved: U = 10; P(U <= 10) = 87/252 from the 5×5 partition counts.
-        let p = mann_whitney(&[1.0, 3.0, 5.0, 7.0, 9.0], &[2.0, 4.0, 6.0, 8.0, 10.0]);
-        assert!(close(p, 2.0 * 87.0 / 252.0), "{p}");
-        // Ties: R1 = 24, U = 3, σ² = 36/12 · (13 − 18/132), z = 14.5/σ = 2.3341, p = 0.019589.
-        let p = mann_whitney(
-            &[1.0, 2.0, 2.0, 3.0, 4.0, 5.0],
-            &[3.0, 5.0, 6.0, 7.0, 8.0, 9.0],
-        );
-        assert!((p - 0.019_588_8).abs() < 1e-6, "{p}");
-        assert_eq!(mann_whitney(&[1.0; 5], &[1.0; 5]), 1.0);
-        assert_eq!(mann_whitney(&[], &[1.0]), 1.0);
-        // Symmetric in its arguments.
-        assert!(close(
-            mann_whitney(&[1.0, 4.0, 2.0], &[3.0, 5.0, 6.0]),
-            mann_whitney(&[3.0, 5.0, 6.0], &[1.0, 4.0, 2.0])
-        ));
+    fn welch_matches_the_t_distribution() {
+        // 1..5 against 6..10: t = −5 on 8 degrees of freedom; P(|T8| ≥ 5) = 0.001053.
+        let p = welch(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]);
+        assert!((p - 0.001_053).abs() < 2e-6, "{p}");
+        // Table values of Student's t (two-sided): t = 2.306 at 8 df and 12.706 at 1 df give
+        // 0.05, 5.041 at 8 df gives 0.001; 1.960 at 10⁶ df, the normal's 0.05.
+        for (t, df, want) in [(2.306, 8.0, 0.05), (12.706, 1.0, 0.05), (5.041, 8.0, 0.001), (1.960, 1e6, 0.05)] {
+            let got = incomplete_beta(df / 2.0, 0.5, df / (df + t * t));
+            assert!((got - want).abs() < want * 2e-3, "t = {t}, df = {df}: {got}");
+        }
+        // Unequal variances: a = 1..5 (s² = 2.5), b = 10 + 4·(1..5) (s² = 40): t = −19/√8.5,
+        // df = 8.5² / (0.5²/4 + 8²/4) = 4.50.
+        let b: Vec<f64> = (1..=5).map(|i| 10.0 + 4.0 * f64::from(i)).collect();
+        let t2 = 361.0 / 8.5;
+        let df = 8.5 * 8.5 / (0.25 / 4.0 + 64.0 / 4.0);
+        assert!((welch(&[1.0, 2.0, 3.0, 4.0, 5.0], &b) - incomplete_beta(df / 2.0, 0.5, df / (df + t2))).abs() < 1e-12);
+        assert_eq!(welch(&[1.0; 5], &[1.0; 5]), 1.0);
+        assert_eq!(welch(&[1.0; 5], &[2.0; 5]), 0.0);
+        assert_eq!(welch(&[1.0], &[2.0, 3.0]), 1.0);
+        // Symmetric in its arguments; ln Γ(n) = ln (n − 1)!.
+        assert!(close(welch(&[1.0, 4.0, 2.0], &[3.0, 5.0, 6.0]), welch(&[3.0, 5.0, 6.0], &[1.0, 4.0, 2.0])));
+        assert!((ln_gamma(10.0) - 362_880f64.ln()).abs() < 1e-12);
+        assert!((ln_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn one_correction_across_the_report() {
+        let a = [10.0, 11.0, 10.5, 10.2, 10.8];
+        // 8.6% worse, p ≈ 0.008: called for the metric on its own ...
+        let b: Vec<f64> = a.iter().map(|v| v + 0.9).collect();
+        let modest = plan(&[Some(&a), Some(&b)], false, None);
+        assert_eq!(rank_all(&[&modest]), vec![Ranking::Ranked { leaders: vec![0] }]);
+        // ... not among a hundred such comparisons, where chance alone gives some p that small;
+        // a difference far beyond the spread still is.
+        let slow: Vec<f64> = a.iter().map(|v| v * 2.0).collect();
+        let strong = plan(&[Some(&slow), Some(&a)], false, None);
+        let mut report = vec![&strong];
+        report.extend(std::iter::repeat(&modest).take(100));
+        let ranked = rank_all(&report);
+        assert_eq!(ranked[0], Ranking::Ranked { leaders: vec![1] });
+        assert!(ranked[1..].iter().all(|r| *r == Ranking::Tie), "{ranked:?}");
+        // Nothing to test: decided as it is.
+        let exact = plan(&[Some(&[3.0]), Some(&[2.0])], true, None);
+        assert_eq!(rank_all(&[&exact, &strong]), vec![Ranking::Ranked { leaders: vec![1] }; 2]);
+    }
+
+    #[test]
+    fn no_library_behind_is_level_with_a_leader() {
+        let best = [1.0, 1.01, 0.99, 1.0, 1.02];
+        // Twice the best but spread so wide that the test cannot tell: it leads ...
+        let wide = [0.5, 2.0, 4.0, 2.0, 0.6];
+        // ... and a library as far off but tight, which the test does find worse, with it.
+        let tight = [2.0, 2.01, 1.99, 2.0, 2.02];
+        assert_eq!(rank(&[Some(&best), Some(&wide), Some(&tight)], false, None), Ranking::Tie);
+        // Clearly beyond the wide one, it is behind.
+        let far: Vec<f64> = tight.iter().map(|v| v * 1.5).collect();
+        assert_eq!(rank(&[Some(&best), Some(&wide), Some(&far)], false, None), Ranking::Ranked { leaders: vec![0, 1] });
     }
 
     #[test]

@@ -242,7 +242,8 @@ impl Ctx {
         println!("{what}");
     }
 
-    /// Where an implementation is built for its build metrics (its own target dir).
+    /// Where implementations are built for their build metrics (`build/<lib>`: a target
+    /// directory per library, see [`build`]), with the build cache and this run's binaries.
     pub fn target_root(&self) -> PathBuf {
         self.workspace.join("target").join("harness")
     }

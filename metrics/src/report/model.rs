@@ -7,7 +7,7 @@ use crate::catalogue::{self, Better, LIBRARIES, SECOND_TARGET_REFERENCE, TARGET_
 use crate::fmt;
 use crate::plot::{self, Chart, Figure};
 use crate::record::{Capability, Environment, Failure, Row, Run, REFERENCE_PREFIX};
-use crate::stats::{self, Ranking, Summary};
+use crate::stats::{self, Plan, Ranking, Summary};
 
 /// Identity of one series of repetitions.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -114,6 +114,8 @@ pub struct MetricRow {
     pub to_best: Vec<Option<f64>>,
     /// `id` of the table row, for links from the summary.
     pub anchor: String,
+    /// What `ranking` and `second` are decided from, across the report ([`decide`]).
+    plans: Vec<Plan>,
 }
 
 impl MetricRow {
@@ -267,10 +269,11 @@ pub fn build(run: &Run, weights: &crate::weights::Weights) -> Report {
         LIBRARIES,
     );
 
-    let usecases_built: Vec<UseCase> = usecases
+    let mut usecases_built: Vec<UseCase> = usecases
         .iter()
         .map(|u| usecase(u, &all, run, &run_libs))
         .collect();
+    decide(&mut usecases_built);
     let overview = super::overview::build(&usecases_built, run, &run_libs, weights);
     Report {
         overview,
@@ -417,30 +420,34 @@ fn metric_row(
     let rank_by = |goal: Option<f64>| {
         let c = costs(goal);
         let refs: Vec<Option<&[f64]>> = c.iter().map(|c| c.as_deref()).collect();
-        stats::rank(&refs, catalogue::is_exact(metric), goal)
+        stats::plan(&refs, catalogue::is_exact(metric), goal)
     };
-    let (ranking, second) = match better {
-        _ if catalogue::condition(metric).is_some() => (
-            Ranking::NotRanked {
-                reason: catalogue::condition(metric).unwrap_or_default().to_string(),
-            },
-            None,
-        ),
+    let not_ranked = |reason: String| Plan::Done(Ranking::NotRanked { reason });
+    let (plan, second) = match better {
+        _ if catalogue::condition(metric).is_some() => {
+            (not_ranked(catalogue::condition(metric).unwrap_or_default().to_string()), None)
+        }
         Better::Target => (
             match configured {
                 Some(t) => rank_by(Some(t)),
-                None => Ranking::NotRanked {
-                    reason: format!("no {TARGET_REFERENCE} value"),
-                },
+                None => not_ranked(format!("no {TARGET_REFERENCE} value")),
             },
             target(SECOND_TARGET_REFERENCE).map(|t| {
                 let label = SECOND_TARGET_REFERENCE.trim_start_matches(REFERENCE_PREFIX);
                 (label.to_string(), rank_by(Some(t)))
             }),
         ),
-        _ if catalogue::is_ours(metric) => (Ranking::NotRanked { reason: "ours, not the library's".into() }, None),
+        _ if catalogue::is_ours(metric) => (not_ranked("ours, not the library's".into()), None),
         _ => (rank_by(None), None),
     };
+    // Decided for the whole report by `decide`; until then, as if the metric were alone.
+    let ranking = stats::rank_all(&[&plan]).remove(0);
+    let mut plans = vec![plan];
+    let second = second.map(|(label, p)| {
+        let r = stats::rank_all(&[&p]).remove(0);
+        plans.push(p);
+        (label, r)
+    });
     let medians: Vec<Option<f64>> = costs(configured)
         .iter()
         .map(|c| c.as_ref().map(|c| stats::median(c)))
@@ -491,6 +498,25 @@ fn metric_row(
         second,
         to_best,
         anchor: file_stem(&format!("row-{usecase}-{}", series_label(metric, class))),
+        plans,
+    }
+}
+
+/// Every ranking of the report decided under one correction across all its comparisons
+/// ([`stats::rank_all`]), and the cells' ★ after them.
+fn decide(usecases: &mut [UseCase]) {
+    let plans: Vec<&Plan> = usecases.iter().flat_map(|u| &u.rows).flat_map(|r| &r.plans).collect();
+    let mut decided = stats::rank_all(&plans).into_iter();
+    for row in usecases.iter_mut().flat_map(|u| &mut u.rows) {
+        row.ranking = decided.next().expect("one ranking per plan");
+        if let Some((_, second)) = &mut row.second {
+            *second = decided.next().expect("one ranking per plan");
+        }
+        for (i, cell) in row.cells.iter_mut().enumerate() {
+            if let Cell::Value { best, .. } = cell {
+                *best = row.ranking.leads(i);
+            }
+        }
     }
 }
 
