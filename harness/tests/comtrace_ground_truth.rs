@@ -53,13 +53,18 @@ fn run(imp: &Implementation, bed: &Bed) -> Result<()> {
     let truth = workload.run()?;
     let records = ct::wait_for(&mut tracer, &truth.expected, RECORDS_TIMEOUT);
     let problems = ct::check(&truth, &records);
-    ensure!(
-        problems.is_empty(),
-        "{} of {} sockets wrong:\n{}",
-        problems.len(),
-        truth.expected.len(),
-        problems.join("\n")
-    );
+    if !problems.is_empty() {
+        // Whether the tracer knows it missed something (lost or untracked events) tells a lost
+        // event from one never seen.
+        let stats = tracer.stop(Duration::from_secs(10)).map(|(_, stats, _)| stats.to_string());
+        anyhow::bail!(
+            "{} of {} sockets wrong (tracer's final stats: {}):\n{}",
+            problems.len(),
+            truth.expected.len(),
+            stats.unwrap_or_else(|e| format!("none: {e:#}")),
+            problems.join("\n")
+        );
+    }
 
     // How precisely the agents pinned each lifetime down (the record's ms lies inside).
     let widest_ms = truth.expected.iter().map(|e| ((e.end.1 - e.end.0) + (e.start.1 - e.start.0)) as f64 / 1e6).fold(0.0, f64::max);
