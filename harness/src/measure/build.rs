@@ -140,20 +140,26 @@ impl Cargo {
 /// ([`Cargo::of_impl`]): every use case and buildable library of the registries with an
 /// implementation. `harness impls` prints them for the Makefile, which builds what they list.
 pub fn packages_in(workspace: &Path, dir: &Path) -> Result<Vec<String>> {
+    Ok(built_in(workspace, dir, crate::libs::LIBS)?.iter().map(Implementation::package).collect())
+}
+
+/// The implementations of `libs` whose package builds in the cargo workspace `dir`, in use-case
+/// order: what the Makefile builds there, and (of one library) which tool opens its [`Group`].
+fn built_in(workspace: &Path, dir: &Path, libs: &[crate::libs::Library]) -> Result<Vec<Implementation>> {
     let dir = dir.canonicalize().with_context(|| format!("cargo workspace {}", dir.display()))?;
-    let mut packages = Vec::new();
+    let mut imps = Vec::new();
     for usecase in crate::usecases::NAMES {
-        for lib in crate::libs::LIBS {
+        for lib in libs {
             if !lib.capability(workspace, usecase).status.is_implemented() {
                 continue;
             }
             let imp = Implementation::at(workspace, usecase, lib.name);
             if Cargo::of_impl(workspace, &imp)?.dir.canonicalize()? == dir {
-                packages.push(imp.package());
+                imps.push(imp);
             }
         }
     }
-    Ok(packages)
+    Ok(imps)
 }
 
 /// The build of `imp` in its library's target directory ([`Group`]): from empty for the
@@ -237,17 +243,7 @@ impl Group {
         let ws = ctx.workspace.as_path();
         let lib = imp.library();
         let apart = Cargo::of(ws, lib)?.dir != cargo.dir;
-        let mut first = None;
-        for usecase in crate::usecases::NAMES {
-            if !lib.capability(ws, usecase).status.is_implemented() {
-                continue;
-            }
-            let other = Implementation::at(ws, usecase, &imp.lib);
-            if Cargo::of_impl(ws, &other)?.dir == cargo.dir {
-                first = Some(other.package());
-                break;
-            }
-        }
+        let first = built_in(ws, &cargo.dir, std::slice::from_ref(lib))?.first().map(Implementation::package);
         let name = if apart { format!("{}-in-root", imp.lib) } else { imp.lib.clone() };
         Ok(Group { target: ctx.target_root().join("build").join(name), first: first.unwrap_or_else(|| imp.package()) })
     }
