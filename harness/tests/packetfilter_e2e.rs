@@ -41,8 +41,9 @@ const BURST: usize = 50;
 const PACE: Duration = Duration::from_micros(200);
 const MARKER: &str = "bpfeval-e2e:";
 
-/// Before the reload: IPv4 default allow, IPv6 default block.
+/// Before the reload: IPv4 default allow, IPv6 default block. Sized for the reloads' filler.
 const CONFIG_A: &str = r#"rules:
+  capacity: 32768
   ipv4:
     default: allow
     block: [10.0.1.1, 10.0.2.0/24]

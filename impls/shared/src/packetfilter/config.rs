@@ -12,7 +12,8 @@
 //!     block: ["2001:db8::/32"]
 //! ```
 //! Every field but `rules` may be left out (defaults: allow, empty lists). Unknown keys are
-//! errors, so a typo never silently turns a rule off.
+//! errors, so a typo never silently turns a rule off. `rules.capacity` (our extension): how many
+//! rules the maps are sized for at start, so that a reload may grow the set that far.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -61,6 +62,7 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawRules {
     interface: Option<String>,
+    capacity: Option<u32>,
     ipv4: Option<RawFamily>,
     ipv6: Option<RawFamily>,
 }
@@ -86,6 +88,8 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub interface: Option<String>,
+    /// `rules.capacity`, checked to hold the rules; read at start only.
+    pub capacity: Option<u32>,
     pub rules: Ruleset,
 }
 
@@ -147,7 +151,13 @@ impl Config {
                 return Err(InputError::in_file(path, "rules.interface", "must not be empty"));
             }
         }
-        Ok(Config { interface: raw.rules.interface, rules })
+        if let Some(c) = raw.rules.capacity {
+            if (c as usize) < rules.rules.len().max(1) {
+                let why = format!("{c} is fewer than the {} rules of this file", rules.rules.len());
+                return Err(InputError::in_file(path, "rules.capacity", if c == 0 { "must be at least 1".into() } else { why }));
+            }
+        }
+        Ok(Config { interface: raw.rules.interface, capacity: raw.rules.capacity, rules })
     }
 }
 
@@ -209,5 +219,10 @@ mod tests {
         assert!(e.reason.contains("host bits"), "{e}");
         let e = parse("rules:\n  ipv4:\n    block: [10.0.0.1, 10.0.0.1/32]\n").unwrap_err();
         assert!(e.reason.contains("duplicate of rules.ipv4.block[0]"), "{e}");
+        let e = parse("rules:\n  capacity: 1\n  ipv4:\n    block: [10.0.0.1, 10.0.0.2]\n").unwrap_err();
+        assert_eq!(e.field, "rules.capacity");
+        assert!(e.reason.contains("fewer than the 2 rules"), "{e}");
+        assert_eq!(parse("rules:\n  capacity: 0\n").unwrap_err().field, "rules.capacity");
+        assert_eq!(parse("rules:\n  capacity: 2\n  ipv4:\n    block: [10.0.0.1]\n").unwrap().capacity, Some(2));
     }
 }
