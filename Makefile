@@ -44,9 +44,15 @@ build-redbpf: build-harness
 
 # No `build`: the run builds every implementation itself, timed for the build metrics (or
 # reuses an earlier run's build of unchanged sources), and installs that binary in target/impls.
-run: setup build-harness
-	cargo build $(CARGO_FLAGS) -p aya-btf-cost
-	cargo run $(CARGO_FLAGS) -p harness -- run all --kernels 5.10,6.1,6.12,7.2,host
+# The matrix's guest kernels download and unpack while the harness compiles (nothing is measured
+# then; the run starts after both).
+GUEST_KERNELS := 5.10 6.1 6.12 7.2
+run: setup
+	scripts/fetch-kernels.sh $(GUEST_KERNELS) >/dev/null & fetch=$$!; \
+	$(MAKE) --no-print-directory build-harness && cargo build $(CARGO_FLAGS) -p aya-btf-cost; built=$$?; \
+	wait $$fetch || echo "make run: fetching the guest kernels failed; the kernel matrix will say why" >&2; \
+	exit $$built
+	k="$(GUEST_KERNELS)" && cargo run $(CARGO_FLAGS) -p harness -- run all --kernels $${k// /,},host
 
 # Would set-up resolve on a fresh machine (apt simulated against the package state before set-up)?
 # Unit tests, the shared conformance suite and the end-to-end tests, against the release
