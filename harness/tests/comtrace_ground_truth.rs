@@ -49,10 +49,7 @@ fn run(imp: &Implementation, bed: &Bed) -> Result<()> {
         &["--stats-interval-ms", "0", "-o", table_path.to_str().context("UTF-8 path")?],
         READY_TIMEOUT,
     )?;
-    let workload = bed.workload()?;
-    let truth = workload.run()?;
-    let records = ct::wait_for(&mut tracer, &truth.expected, RECORDS_TIMEOUT);
-    let problems = ct::check(&truth, &records);
+    let ct::Traced { truth, problems, .. } = bed.trace(&mut tracer, RECORDS_TIMEOUT)?;
     if !problems.is_empty() {
         // Whether the tracer knows it missed something (lost or untracked events) tells a lost
         // event from one never seen.

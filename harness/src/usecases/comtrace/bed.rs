@@ -912,6 +912,50 @@ impl Bed {
     }
 }
 
+impl Bed {
+    /// The standard workload under `tracer`: waits up to `timeout` for every socket's record and
+    /// checks them. A first problem also says how many TCP segments the bed's namespaces
+    /// retransmitted meanwhile: a lost segment delays a close by a retransmission timeout
+    /// (200 ms or more), the bed's doing, not the tracer's.
+    pub fn trace(&self, tracer: &mut Tracer, timeout: Duration) -> Result<Traced> {
+        let before = self.retransmitted()?;
+        let truth = self.workload()?.run()?;
+        let records = wait_for(tracer, &truth.expected, timeout);
+        let mut problems = check(&truth, &records);
+        if let Some(first) = problems.first_mut() {
+            let n = self.retransmitted()? - before;
+            first.push_str(&format!(" [the bed retransmitted {n} TCP segments meanwhile]"));
+        }
+        Ok(Traced { truth, records, problems })
+    }
+
+    /// `Tcp: RetransSegs` of both namespaces.
+    fn retransmitted(&self) -> Result<u64> {
+        let mut sum = 0;
+        for ns in [&self.a, &self.b] {
+            let snmp = ns.run_in(|| std::fs::read_to_string("/proc/thread-self/net/snmp"))??;
+            sum += retrans_segs(&snmp).with_context(|| format!("no Tcp RetransSegs in {}'s /proc/net/snmp", ns.name()))?;
+        }
+        Ok(sum)
+    }
+}
+
+/// What [`Bed::trace`] saw.
+pub struct Traced {
+    pub truth: Truth,
+    pub records: Vec<Record>,
+    /// [`check`]'s.
+    pub problems: Vec<String>,
+}
+
+/// `Tcp: RetransSegs` of a `/proc/net/snmp` text (a header line, then a value line).
+fn retrans_segs(snmp: &str) -> Option<u64> {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let i = names.split_whitespace().position(|n| n == "RetransSegs")?;
+    values.split_whitespace().nth(i)?.parse().ok()
+}
+
 /// Waits until every expected socket has a record (or `timeout`), for a tracer given `filter`.
 pub fn wait_for(tracer: &mut Tracer, expected: &[Expected], timeout: Duration) -> Vec<Record> {
     tracer.wait_records(timeout, |records| {
@@ -927,12 +971,9 @@ pub fn wait_for(tracer: &mut Tracer, expected: &[Expected], timeout: Duration) -
 /// workload under a tracer; returns one line per problem.
 pub fn conformance(imp: &Implementation) -> Result<Vec<String>> {
     let bed = Bed::new(&format!("ctconf-{}", imp.lib))?;
-    let workload = bed.workload()?;
     let mut tracer = Tracer::start(imp, &["--stats-interval-ms", "0"], Duration::from_secs(30))?;
-    let truth = workload.run()?;
-    wait_for(&mut tracer, &truth.expected, Duration::from_secs(10));
+    let mut problems = bed.trace(&mut tracer, Duration::from_secs(10))?.problems;
     let (code, stats, exit) = tracer.stop(Duration::from_secs(10))?;
-    let mut problems = check(&truth, &tracer.records());
     if code != 0 || !exit {
         problems.push(format!("after SIGINT: exit code {code}, exit line {exit}"));
     }
@@ -963,6 +1004,13 @@ mod tests {
             rport: r.port(),
         };
         Record { conn, read_ns: end + 1 }
+    }
+
+    #[test]
+    fn retransmissions_from_snmp() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\nTcp: RtoAlgorithm RtoMin InSegs RetransSegs InErrs\nTcp: 1 200 17 3 0\n";
+        assert_eq!(retrans_segs(snmp), Some(3));
+        assert_eq!(retrans_segs("Tcp: RtoAlgorithm\nTcp: 1\n"), None);
     }
 
     #[test]
