@@ -49,7 +49,7 @@ fn run(imp: &Implementation, bed: &Bed) -> Result<()> {
         &["--stats-interval-ms", "0", "-o", table_path.to_str().context("UTF-8 path")?],
         READY_TIMEOUT,
     )?;
-    let ct::Traced { truth, problems, .. } = bed.trace(&mut tracer, RECORDS_TIMEOUT)?;
+    let ct::Traced { truth, problems } = bed.trace(&mut tracer, RECORDS_TIMEOUT)?;
     if !problems.is_empty() {
         // Whether the tracer knows it missed something (lost or untracked events) tells a lost
         // event from one never seen.

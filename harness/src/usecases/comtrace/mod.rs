@@ -222,7 +222,7 @@ impl UseCase for ComTrace {
                 Ok(t) => t,
                 Err(e) => return Ok((FAILS_TO_LOAD.into(), first_relevant(&format!("{e:#}")))),
             };
-            let ct::Traced { truth, problems, .. } = bed.trace(&mut tracer, Duration::from_secs(20))?;
+            let ct::Traced { truth, problems } = bed.trace(&mut tracer, Duration::from_secs(20))?;
             let _ = tracer.stop(Duration::from_secs(10));
             Ok(if problems.is_empty() {
                 (PASS.into(), format!("{} sockets byte-exact", truth.expected.len()))
