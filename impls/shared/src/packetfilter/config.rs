@@ -151,11 +151,13 @@ impl Config {
                 return Err(InputError::in_file(path, "rules.interface", "must not be empty"));
             }
         }
-        if let Some(c) = raw.rules.capacity {
-            if (c as usize) < rules.rules.len().max(1) {
+        match raw.rules.capacity {
+            Some(0) => return Err(InputError::in_file(path, "rules.capacity", "must be at least 1")),
+            Some(c) if (c as usize) < rules.rules.len() => {
                 let why = format!("{c} is fewer than the {} rules of this file", rules.rules.len());
-                return Err(InputError::in_file(path, "rules.capacity", if c == 0 { "must be at least 1".into() } else { why }));
+                return Err(InputError::in_file(path, "rules.capacity", why));
             }
+            _ => {}
         }
         Ok(Config { interface: raw.rules.interface, capacity: raw.rules.capacity, rules })
     }
